@@ -1,0 +1,1 @@
+"""VPL compiler: AST to picklable plans and compiled Python callables."""

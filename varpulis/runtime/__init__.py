@@ -1,0 +1,1 @@
+"""VPL runtime: the engine that runs compiled plans on events."""
