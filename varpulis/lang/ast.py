@@ -11,7 +11,6 @@ the VPL syntax it stands for.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Union
 
 __all__ = [
     "NO_SPAN",
@@ -208,10 +207,21 @@ class MapLit:
     span: Span = _span()
 
 
-Expr = Union[
-    Literal, Duration, Name, Attr, Index, Slice, Call, Unary, Binary, Range, IfExpr,
-    ArrayLit, MapLit,
-]  # fmt: skip
+Expr = (
+    Literal
+    | Duration
+    | Name
+    | Attr
+    | Index
+    | Slice
+    | Call
+    | Unary
+    | Binary
+    | Range
+    | IfExpr
+    | ArrayLit
+    | MapLit
+)
 
 
 # ----------------------------------------------------------------- statements
@@ -309,7 +319,7 @@ class ExprStmt:
     span: Span = _span()
 
 
-Stmt = Union[Let, Assign, If, While, For, Return, Break, Continue, Emit, ExprStmt]
+Stmt = Let | Assign | If | While | For | Return | Break | Continue | Emit | ExprStmt
 
 
 # --------------------------------------------------------------- declarations
@@ -420,7 +430,7 @@ class TimerSource:
     span: Span = _span()
 
 
-Source = Union[EventSource, MergeSource, JoinSource, TimerSource]
+Source = EventSource | MergeSource | JoinSource | TimerSource
 
 
 @dataclass(frozen=True, slots=True)
@@ -517,7 +527,7 @@ class PatternNot:
     span: Span = _span()
 
 
-PatternExpr = Union[PatternItem, PatternSeq, PatternAnd, PatternOr, PatternNot]
+PatternExpr = PatternItem | PatternSeq | PatternAnd | PatternOr | PatternNot
 
 
 @dataclass(frozen=True, slots=True)
@@ -531,10 +541,18 @@ class PatternDecl:
     span: Span = _span()
 
 
-Decl = Union[
-    FnDecl, EventDecl, ConnectorDecl, ContextDecl, Import, StreamDecl, PatternDecl, Let, Assign,
-    ExprStmt,
-]  # fmt: skip
+Decl = (
+    FnDecl
+    | EventDecl
+    | ConnectorDecl
+    | ContextDecl
+    | Import
+    | StreamDecl
+    | PatternDecl
+    | Let
+    | Assign
+    | ExprStmt
+)
 
 
 @dataclass(frozen=True, slots=True)
