@@ -92,7 +92,7 @@ def _span(loc: int, end: int | None = None) -> ast.Span:
 # ------------------------------------------------------------------ expressions
 
 
-_ATOM_PARTS = re.compile(r"((?:(?:not|-|~)\s*)*)(.*)", re.S)
+_ATOM_PARTS = re.compile(r"((?:(?:not\b|-|~)\s*)*)(.*)", re.S)
 
 
 def _atom(s: str, loc: int, toks: pp.ParseResults) -> list[Any]:

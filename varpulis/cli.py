@@ -1,0 +1,160 @@
+"""The ``varpulis`` command line: argparse subcommands with VARPULIS_* env fallbacks.
+
+Exit codes: 0 success, 1 runtime error, 2 usage error (argparse), 3 invalid
+VPL. Each subcommand lives in a ``cmd_*`` function; flags that may come from
+the environment use :class:`EnvDefault`, which shows the variable in --help.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+from varpulis import __version__
+from varpulis.errors import VarpulisError, VPLError
+
+__all__ = ["EXIT_INVALID", "EnvDefault", "build_parser", "main"]
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INVALID = 0, 1, 2, 3
+
+
+class EnvDefault(argparse.Action):
+    """Take the flag's value from $ENVVAR when the flag is absent; --help names it."""
+
+    def __init__(
+        self, envvar: str, required: bool = False, default: Any = None, **kwargs: Any
+    ) -> None:
+        default = os.environ.get(envvar, default)
+        kwargs["help"] = f"{kwargs.get('help', '')} [env: {envvar}]".strip()
+        super().__init__(default=default, required=required and default is None, **kwargs)
+        self.envvar = envvar
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        setattr(namespace, self.dest, values)
+
+
+def _read_source(path: str) -> str:
+    if path == "-":
+        return sys.stdin.read()
+    with open(path, encoding="utf-8") as fh:
+        return fh.read()
+
+
+def _load(path: str) -> Any:
+    """Parse and validate the program at *path* (``-``: stdin); return (program, warnings)."""
+    from varpulis.lang import parse, parse_file
+    from varpulis.lang.validate import validate
+
+    program = parse(_read_source(path), "<stdin>") if path == "-" else parse_file(path)
+    return program, validate(program)
+
+
+def _summary(program: Any) -> str:
+    from varpulis.lang import ast
+
+    kinds = Counter(type(d).__name__ for d in program.decls)
+    parts = []
+    for cls, word in (
+        (ast.StreamDecl, "stream"), (ast.FnDecl, "function"), (ast.ContextDecl, "context"),
+        (ast.ConnectorDecl, "connector"), (ast.PatternDecl, "pattern"), (ast.EventDecl, "event"),
+    ):  # fmt: skip
+        n = kinds.get(cls.__name__, 0)
+        if n:
+            parts.append(f"{n} {word}{'s' if n != 1 else ''}")
+    return ", ".join(parts) or "no declarations"
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """Parse and validate each file; one summary line per file."""
+    status = EXIT_OK
+    for path in args.files:
+        try:
+            program, warnings = _load(path)
+        except VPLError as exc:
+            print(exc.render(), file=sys.stderr)
+            print(f"{path}: invalid", file=sys.stderr)
+            status = EXIT_INVALID
+            continue
+        except OSError as exc:
+            print(f"{path}: cannot read: {exc.strerror}", file=sys.stderr)
+            status = max(status, EXIT_ERROR)
+            continue
+        for warning in warnings:
+            print(warning.render(program.source, path), file=sys.stderr)
+        note = f", {len(warnings)} warning(s)" if warnings else ""
+        print(f"{path}: OK ({_summary(program)}{note})")
+    return status
+
+
+def cmd_parse(args: argparse.Namespace) -> int:
+    """Print the AST of a file as JSON."""
+    from varpulis.lang import parse
+    from varpulis.lang.dump import to_data
+
+    name = "<stdin>" if args.file == "-" else args.file
+    program = parse(_read_source(args.file), name)
+    json.dump(to_data(program, spans=args.spans), sys.stdout, indent=2)
+    print()
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every subcommand registered."""
+    parser = argparse.ArgumentParser(
+        prog="varpulis",
+        description="Varpulis: streaming complex-event processing with the VPL language.",
+    )
+    parser.add_argument("--version", action="version", version=f"varpulis {__version__}")
+    parser.add_argument(
+        "--log-level",
+        action=EnvDefault,
+        envvar="VARPULIS_LOG",
+        default="info",
+        choices=["debug", "info", "warning", "error"],
+        help="log verbosity",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    check = sub.add_parser("check", help="parse and validate VPL files")
+    check.add_argument("files", nargs="+", metavar="FILE", help="VPL files ('-' reads stdin)")
+    check.set_defaults(func=cmd_check)
+
+    parse = sub.add_parser("parse", help="print the AST of a VPL file as JSON")
+    parse.add_argument("file", metavar="FILE", help="a VPL file ('-' reads stdin)")
+    parse.add_argument("--spans", action="store_true", help="include source spans")
+    parse.set_defaults(func=cmd_parse)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; return the process exit code."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except VPLError as exc:
+        print(exc.render(), file=sys.stderr)
+        return EXIT_INVALID
+    except VarpulisError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except OSError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
