@@ -149,11 +149,7 @@ def test_invalid_expressions(text: str) -> None:
 
 def test_stream_chain_across_lines() -> None:
     program = parse(
-        "stream S = A\n"
-        ".where(x > 1)\n"
-        "# a comment between operations\n"
-        "\n"
-        "    .emit(y: x)\n"
+        "stream S = A\n.where(x > 1)\n# a comment between operations\n\n    .emit(y: x)\n"
     )
     (stream,) = program.decls
     assert stream == ast.StreamDecl(
@@ -166,9 +162,9 @@ def test_stream_chain_across_lines() -> None:
 def test_two_streams_and_comments() -> None:
     source = (
         "/* block\n comment */\n"
-        "stream A = EventA .emit(result: \"from-a\")  # trailing\n"
+        'stream A = EventA .emit(result: "from-a")  # trailing\n'
         "// line comment\n"
-        "stream B = EventB .emit(result: \"from-b\")\n"
+        'stream B = EventB .emit(result: "from-b")\n'
     )
     names = [d.name for d in parse(source).decls]
     assert names == ["A", "B"]
@@ -214,9 +210,9 @@ def test_sources_merge_join_timer() -> None:
 
 def test_every_operation_parses() -> None:
     ops = (
-        ".where(a > 1) .select(a, b: a * 2) .emit(x: a) .process(f(a)) .to(Out, topic: \"t\")"
-        " .from(Out, topic: \"in/#\") .context(c) .window(5m, sliding: 1m) .aggregate(n: count())"
-        " .partition_by(k) .having(n > 1) .tap(x) .log(level: \"info\") .print(\"v\", a)"
+        '.where(a > 1) .select(a, b: a * 2) .emit(x: a) .process(f(a)) .to(Out, topic: "t")'
+        ' .from(Out, topic: "in/#") .context(c) .window(5m, sliding: 1m) .aggregate(n: count())'
+        ' .partition_by(k) .having(n > 1) .tap(x) .log(level: "info") .print("v", a)'
         " .watermark(out_of_order: 5s) .allowed_lateness(10s) .distinct(a) .limit(10) .first()"
     )
     (stream,) = parse(f"stream S = A {ops}").decls
@@ -314,8 +310,17 @@ def test_functions_and_blocks() -> None:
     guard, assign, emit = loop.body
     assert guard.branches[0][1] == (ast.Continue(),)
     assert assign == Assign("total", b("+", name("total"), name("i")))
-    assert emit == Emit("Item", (("i", name("i")), ("label", Call("classify", (b("*", name("i"), lit(4)),))), ("total", name("total"))))  # noqa: E501
-    assert isinstance(spin, While) and spin.body == (Assign("total", b("-", name("total"), lit(1))),)
+    assert emit == Emit(
+        "Item",
+        (
+            ("i", name("i")),
+            ("label", Call("classify", (b("*", name("i"), lit(4)),))),
+            ("total", name("total")),
+        ),
+    )  # noqa: E501
+    assert isinstance(spin, While) and spin.body == (
+        Assign("total", b("-", name("total"), lit(1))),
+    )
     assert done == Emit("Done", (("total", name("total")),))
 
 
@@ -339,7 +344,7 @@ def test_top_level_for_expansion() -> None:
         "    for c in 0..=1:\n"
         "        context t{r}{c}\n"
         "        stream Tile{r}{c} = ComputeTile{r}{c} .context(t{r}{c})"
-        " .process(tile({c} * 250, {r}, \"n{r}\"))\n"
+        ' .process(tile({c} * 250, {r}, "n{r}"))\n'
     )
     contexts = [d.name for d in program.decls if isinstance(d, ast.ContextDecl)]
     assert contexts == ["t00", "t01", "t10", "t11"]
@@ -390,7 +395,7 @@ def test_layout_does_not_change_equality() -> None:
     [
         "stream S = \n",
         "stream = A",
-        "connector X = mqtt(host \"x\")",
+        'connector X = mqtt(host "x")',
         "fn f(a: int)\n    return a",
         "fn f(a: int):\n",
         "fn f(a: int):\nreturn a",

@@ -75,8 +75,8 @@ BINOP = pp.Regex(
 
 EXPR = pp.Forward().set_name("expression")
 KWNAME = pp.Regex(r"([A-Za-z_][A-Za-z0-9_]*)\s*:(?!=)").set_name("argument name")
-KWARG = pp.Group(KWNAME + EXPR)
-ARG = pp.Group(pp.Optional(KWNAME) + EXPR)
+KWARG = pp.Group(KWNAME + EXPR).set_name("name: value")
+ARG = pp.Group((KWNAME - EXPR) | EXPR)
 ARGS = pp.Group(pp.Optional(pp.DelimitedList(ARG, allow_trailing_delim=True)))
 KWARGS = pp.Group(pp.Optional(pp.DelimitedList(KWARG, allow_trailing_delim=True)))
 
@@ -94,11 +94,12 @@ ARRAY = pp.Group(LBRACK + pp.Optional(pp.DelimitedList(EXPR, allow_trailing_deli
 MAP_ENTRY = pp.Group((STRING | IDENT) + COLON + EXPR)
 MAP = pp.Group(LBRACE + pp.Optional(pp.DelimitedList(MAP_ENTRY, allow_trailing_delim=True))
                - RBRACE)
-PRIMARY = ATOM | pp.Optional(PREFIXES) + (IF_EXPR | PAREN | ARRAY | MAP)
+PRIMARY = (ATOM | pp.Optional(PREFIXES) + (IF_EXPR | PAREN | ARRAY | MAP)).set_name("expression")
 # Most operands have no suffix: one lookahead spares trying each suffix in turn.
 SUFFIXES = pp.Optional(pp.Regex(r"(?=[(\[]|\.[A-Za-z_])").suppress() + pp.OneOrMore(SUFFIX))
-OPERAND = pp.Group(PRIMARY + SUFFIXES)
-EXPR <<= pp.Group(OPERAND + pp.ZeroOrMore(BINOP + OPERAND))
+OPERAND = pp.Group(PRIMARY + SUFFIXES).set_name("expression")
+# '-' after an operator: once one is read, a missing operand is the error to report.
+EXPR <<= pp.Group(OPERAND + pp.ZeroOrMore(BINOP - OPERAND))
 
 # ---------------------------------------------------------------- types
 TYPE = pp.Forward().set_name("type")
@@ -109,7 +110,7 @@ TYPE <<= pp.Combine(
      | pp.Literal("(") + pp.DelimitedList(TYPE, combine=True) + pp.Literal(")"))
     + pp.Optional(pp.Literal("?")),
     adjacent=False, join_string="",
-)
+).set_name("type")
 
 # ---------------------------------------------------------------- statements
 LET_STMT = pp.Group((LET | VAR | CONST) + IDENT + pp.Optional(COLON + TYPE, default=None)
@@ -138,14 +139,16 @@ MERGE_SRC = pp.Group(MERGE + LPAR - pp.DelimitedList(MERGE_ITEM) - RPAR)
 JOIN_SRC = pp.Group(JOIN + LPAR - pp.DelimitedList(IDENT) - RPAR)
 TIMER_SRC = pp.Group(TIMER + LPAR - ARGS - RPAR)
 EVENT_SRC = pp.Group(IDENT + ALIAS)
-SOURCE = MERGE_SRC | JOIN_SRC | TIMER_SRC | EVENT_SRC
+SOURCE = (MERGE_SRC | JOIN_SRC | TIMER_SRC | EVENT_SRC).set_name(
+    "stream source (an event type, merge(...), join(...) or timer(...))"
+)
 
 DOT = pp.Regex(r"\.(?!\.)").suppress().set_name("'.'")
 OP_NAME = pp.Regex(r"[A-Za-z_][A-Za-z0-9_]*").set_name("operation name")
 NEGATION = pp.Group(DOT + pp.Suppress(pp.Keyword("not")) + LPAR - IDENT - STEP_FILTER - RPAR)
 OPERATION = pp.Group(DOT + OP_NAME - LPAR - ARGS - RPAR)
 STEP = pp.Group(ARROW - pp.Optional(ALL, default=None) - IDENT + ALIAS + STEP_FILTER + ALIAS)
-STREAM_PART = NEGATION | OPERATION | STEP
+STREAM_PART = (NEGATION | OPERATION | STEP).set_name("'.operation(...)' or '-> step'")
 STREAM_DECL = pp.Group(STREAM - IDENT - EQ - SOURCE - pp.Group(pp.ZeroOrMore(STREAM_PART)))
 
 P_OR = pp.Forward().set_name("pattern")
@@ -186,6 +189,14 @@ LINE = LINE_HEADER | DECL | SIMPLE_STMTS
 
 #: The grammar of a logical line by its first word (anything else: simple statements).
 #: Dispatching on the word spares pyparsing from trying every alternative in turn.
+SIMPLE_STMT.set_name('statement')
+HEADER.set_name('block header')
+P_AND.set_name('pattern')
+P_ATOM.set_name('pattern item')
+MERGE_ITEM.set_name('merge item')
+ARG.set_name('argument')
+TIMER_SRC.set_name('timer(...)')
+EVENT_FIELD.set_name('field: type')
 STATEMENTS = {
     "stream": STREAM_DECL, "connector": CONNECTOR_DECL, "context": CONTEXT_DECL,
     "pattern": PATTERN_DECL, "import": IMPORT_DECL,

@@ -46,6 +46,8 @@ _SIMPLE = _whole(g.SIMPLE_STMTS)
 _FIELDS = _whole(g.EVENT_FIELDS)
 _BY_WORD = {word: _whole(element) for word, element in g.STATEMENTS.items()}
 _FIRST_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_IF = _BY_WORD["if"]
+_THEN = re.compile(r"\bthen\b")
 
 _TOP_ONLY = (ast.StreamDecl, ast.ConnectorDecl, ast.ContextDecl, ast.PatternDecl, ast.Import)
 _FN_ONLY = (ast.Return, ast.Break, ast.Continue, ast.Emit)
@@ -118,15 +120,11 @@ class _Assembler:
         if grammar is None:
             word = _FIRST_WORD.match(text, line.start)
             grammar = _BY_WORD.get(word.group() if word else "", _SIMPLE)
+            if grammar is _IF and _THEN.search(text, line.start):
+                grammar = _SIMPLE  # 'if c then a else b' is an expression
         pp.ParserElement.reset_cache()
         try:
-            try:
-                _, tokens = grammar._parse(text, line.start)
-            except pp.ParseBaseException:
-                if grammar is not _BY_WORD["if"]:
-                    raise
-                # 'if c then a else b' is an expression, not a block header
-                _, tokens = _SIMPLE._parse(text, line.start)
+            _, tokens = grammar._parse(text, line.start)
         except pp.ParseBaseException as exc:
             raise self._error(exc.loc, self._describe(exc), line, points) from None
         except BuildError as exc:

@@ -75,7 +75,10 @@ def _breaks(source: str) -> list[int]:
         opener, offset = stack[-1]
         closer = {v: k for k, v in _CLOSERS.items()}[opener]
         msg = f"{opener!r} is never closed"
-        raise _error(source, offset, msg, f"add the matching {closer!r}")
+        hint = f"add the matching {closer!r}"
+        if "//" in source[offset:]:
+            hint += "; note that '//' starts a comment, which hides the rest of its line"
+        raise _error(source, offset, msg, hint)
     breaks.append(len(source))
     return breaks
 
