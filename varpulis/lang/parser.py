@@ -48,6 +48,7 @@ _BY_WORD = {word: _whole(element) for word, element in g.STATEMENTS.items()}
 _FIRST_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _IF = _BY_WORD["if"]
 _THEN = re.compile(r"\bthen\b")
+_FOUND = re.compile(r"[^ \t\r\n]{1,20}")
 
 _TOP_ONLY = (ast.StreamDecl, ast.ConnectorDecl, ast.ContextDecl, ast.PatternDecl, ast.Import)
 _FN_ONLY = (ast.Return, ast.Break, ast.Continue, ast.Emit)
@@ -74,29 +75,40 @@ def parse(source: str, filename: str | None = None) -> ast.Program:
     return ast.Program(tuple(decls), source, filename)
 
 
-def parse_file(path: str | Path, _seen: frozenset[Path] = frozenset()) -> ast.Program:
+def parse_file(path: str | Path) -> ast.Program:
     """Parse the VPL file at *path*, splicing in the declarations of its imports.
 
-    ``import "x.vpl"`` is resolved relative to the importing file; each file is
-    included once; an import cycle is an error.
+    ``import "x.vpl"`` is resolved relative to the importing file; a file
+    imported several times is included once; an import cycle is an error.
     """
     path = Path(path).resolve()
     source = path.read_text(encoding="utf-8")
-    program = parse(source, filename=str(path))
+    decls = _splice(parse(source, filename=str(path)), path, {path}, (path,))
+    return ast.Program(tuple(decls), source, str(path))
+
+
+def _splice(
+    program: ast.Program, path: Path, included: set[Path], stack: tuple[Path, ...]
+) -> list[Any]:
     decls: list[Any] = []
     for decl in program.decls:
         if not isinstance(decl, ast.Import):
             decls.append(decl)
             continue
         target = (path.parent / decl.path).resolve()
-        if target in _seen or target == path:
-            msg = f"import cycle: {decl.path!r} imports itself"
-            raise VPLSyntaxError(msg, source=source, offset=decl.span.start, filename=str(path))
+        where = {"source": program.source, "offset": decl.span.start, "filename": str(path)}
+        if target in stack:
+            msg = f"import cycle: {decl.path!r} is already being imported"
+            raise VPLSyntaxError(msg, **where)
+        if target in included:
+            continue
         if not target.is_file():
             msg = f"imported file {decl.path!r} not found (looked in {str(target.parent)!r})"
-            raise VPLSyntaxError(msg, source=source, offset=decl.span.start, filename=str(path))
-        decls.extend(parse_file(target, _seen | {path}).decls)
-    return ast.Program(tuple(decls), source, str(path))
+            raise VPLSyntaxError(msg, **where)
+        included.add(target)
+        imported = parse(target.read_text(encoding="utf-8"), filename=str(target))
+        decls.extend(_splice(imported, target, included, (*stack, target)))
+    return decls
 
 
 class _Assembler:
@@ -135,7 +147,7 @@ class _Assembler:
         expected = exc.msg
         if exc.loc >= len(exc.pstr) or exc.pstr[exc.loc] == "\n":
             return f"{expected}, found end of line"
-        found = exc.pstr[exc.loc :].split(None, 1)[0][:20]
+        found = _FOUND.match(exc.pstr, exc.loc).group()
         return f"{expected}, found {found!r}"
 
     def _error(
