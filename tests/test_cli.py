@@ -67,6 +67,7 @@ def test_help_lists_env_variables() -> None:
     assert "check" in text and "[env: VARPULIS_LOG]" in text
 
 
+@pytest.mark.e2e
 def test_module_entry_point_version() -> None:
     out = subprocess.run(
         [sys.executable, "-m", "varpulis", "--version"], capture_output=True, text=True, check=True
@@ -74,6 +75,17 @@ def test_module_entry_point_version() -> None:
     assert out.strip() == f"varpulis {__version__}"
 
 
+@pytest.mark.e2e
 def test_usage_error_exits_2() -> None:
     proc = subprocess.run([sys.executable, "-m", "varpulis", "frobnicate"], capture_output=True)
     assert proc.returncode == 2
+
+
+@pytest.mark.e2e
+def test_installed_command_checks_examples() -> None:
+    files = [str(p) for p in sorted(ROOT.glob("examples/**/*.vpl"))]
+    proc = subprocess.run(
+        [sys.executable, "-m", "varpulis", "check", *files], capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.count(": OK (") == len(files)

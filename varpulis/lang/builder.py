@@ -92,12 +92,36 @@ def _span(loc: int, end: int | None = None) -> ast.Span:
 # ------------------------------------------------------------------ expressions
 
 
+_ATOM_RE = re.compile(g._ATOM)
+_BINOP_RE = re.compile(g._BINOP)
+_SPACE = re.compile(r"\s*")
 _ATOM_PARTS = re.compile(r"((?:(?:not\b|-|~)\s*)*)(.*)", re.S)
 
 
 def _atom(s: str, loc: int, toks: pp.ParseResults) -> list[Any]:
     """``[prefix operators...] number|string|name[.member...]`` → [_Tok..., node]."""
+    return _atom_items(toks[0], loc)
+
+
+def _flat(s: str, loc: int, toks: pp.ParseResults) -> Any:
+    """Fold a FLAT_EXPR match: atoms and binary operators only."""
     text = toks[0]
+    items: list[Any] = []
+    pos, end = 0, len(text)
+    while True:
+        m = _ATOM_RE.match(text, pos)
+        items.extend(_atom_items(m.group(), loc + pos))
+        pos = _SPACE.match(text, m.end()).end()
+        if pos >= end:
+            break
+        m = _BINOP_RE.match(text, pos)
+        op = m.group()
+        items.append(_Tok("not in" if op.startswith("not") else op, loc + pos))
+        pos = _SPACE.match(text, m.end()).end()
+    return items[0] if len(items) == 1 else fold_operators(items)
+
+
+def _atom_items(text: str, loc: int) -> list[Any]:
     out: list[Any] = []
     first = text[0]
     if first in "-~n":
@@ -427,9 +451,9 @@ def _line_with_header(s: str, loc: int, toks: pp.ParseResults) -> Header:
 
 def _attach() -> None:
     actions = {
-        g.ATOM: _atom, g.OPERAND: _operand, g.CALL_SUFFIX: _call_suffix,
-        g.INDEX_SUFFIX: _index_suffix, g.PREFIXES: _prefixes, g.KWARG: _kwarg, g.ARG: _arg,
-        g.EXPR: _expr,
+        g.ATOM: _atom, g.PLAIN_ATOM: _atom, g.FLAT_EXPR: _flat, g.OPERAND: _operand,
+        g.CALL_SUFFIX: _call_suffix, g.INDEX_SUFFIX: _index_suffix, g.PREFIXES: _prefixes,
+        g.KWARG: _kwarg, g.ARG: _arg, g.CHAIN: _expr,
         g.BINOP: _binop, g.IF_EXPR: _if_expr, g.ARRAY: _array, g.MAP_ENTRY: _map_entry,
         g.MAP: _map, g.LET_STMT: _let, g.ASSIGN_STMT: _assign, g.RETURN_STMT: _return,
         g.EMIT_STMT: _emit, g.CONNECTOR_DECL: _connector, g.CONTEXT_DECL: _context,

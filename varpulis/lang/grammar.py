@@ -19,8 +19,8 @@ import pyparsing as pp
 pp.ParserElement.set_default_whitespace_chars(" \t\r\n")
 
 __all__ = [
-    "ARGS", "ATOM", "BINOP", "EVENT_FIELDS", "EXPR", "LINE", "OPERAND", "PREFIXES", "RESERVED",
-    "STATEMENTS",
+    "ARGS", "ATOM", "BINOP", "EVENT_FIELDS", "EXPR", "FLAT_EXPR", "LINE", "ONE_STMT", "OPERAND",
+    "PLAIN_ATOM", "PREFIXES", "RESERVED", "STATEMENTS",
 ]
 
 #: Words that end an expression; they are never identifiers.
@@ -59,19 +59,32 @@ _NAME = r"(?!(?:and|or|not|in|is|if|then|else)\b)[A-Za-z_][A-Za-z0-9_]*"
 # step filter). A number glued to letters ("5min") matches nothing, so it is
 # reported rather than split. One regex instead of a grammar level per piece is
 # what keeps parsing fast.
-ATOM = pp.Regex(
+_ATOM = (
     _PREFIXES
     + r"(?:\d+(?:\.\d+)?(?:[eE][+-]?\d+)?(?:ns|us|ms|s|m|h|d)?(?![A-Za-z0-9_])"
     + r'|"(?:[^"\\\n]|\\.)*"'
-    + rf"|{_NAME}(?:\.[A-Za-z_][A-Za-z0-9_]*\b(?!\s*\())*)"
-).set_name("expression")
+    + rf"|{_NAME}\b(?:\.[A-Za-z_][A-Za-z0-9_]*\b(?!\s*\())*)"
+)
+ATOM = pp.Regex(_ATOM).set_name("expression")
+#: The same atom when no call, index or member suffix follows: the common operand
+#: in one regex call instead of a grammar path (parse time is per element tried).
+PLAIN_ATOM = pp.Regex(_ATOM + r"(?!\s*[(\[]|\.[A-Za-z_])").set_name("expression")
 PREFIXES = pp.Regex(r"(?:(?:not\b(?!\s+in\b)|-(?!>)|~)\s*)+").set_name("prefix operator")
 
 #: Binary operators, longest first; '-' is not followed by '>' (the sequence arrow).
-BINOP = pp.Regex(
-    r"\*\*|==|!=|<=|>=|<<|>>|\.\.=|\.\.|-(?!>)|[+*/%<>|^&]"
-    r"|not\s+in\b|(?:and|or|in|is)\b"
-).set_name("operator")
+_BINOP = r"\*\*|==|!=|<=|>=|<<|>>|\.\.=|\.\.|-(?!>)|[+*/%<>|^&]|not\s+in\b|(?:and|or|in|is)\b"
+BINOP = pp.Regex(_BINOP).set_name("operator")
+#: A whole expression made of atoms and operators only ("price > 1.5 and x == 2"),
+#: complete (no suffix or operator follows). Most expressions are of this shape;
+#: matching them with one regex, and folding them in the builder, keeps parsing
+#: fast. Anything else (brackets, calls) takes the general path below.
+# The (?=(...))\1 idiom makes the chain atomic: when the final check fails the
+# regex engine must not retry shorter splits ("a - - - b" has many), which
+# would be exponential. Python 3.10 has no possessive quantifiers.
+FLAT_EXPR = pp.Regex(
+    rf"(?=((?:{_ATOM})(?:\s*(?:{_BINOP})\s*(?:{_ATOM}))*))\1"
+    rf"(?!\s*(?:[(\[]|\.[A-Za-z_]|{_BINOP}))"
+).set_name("expression")
 
 EXPR = pp.Forward().set_name("expression")
 KWNAME = pp.Regex(r"([A-Za-z_][A-Za-z0-9_]*)\s*:(?!=)").set_name("argument name")
@@ -98,8 +111,10 @@ PRIMARY = (ATOM | pp.Optional(PREFIXES) + (IF_EXPR | PAREN | ARRAY | MAP)).set_n
 # Most operands have no suffix: one lookahead spares trying each suffix in turn.
 SUFFIXES = pp.Optional(pp.Regex(r"(?=[(\[]|\.[A-Za-z_])").suppress() + pp.OneOrMore(SUFFIX))
 OPERAND = pp.Group(PRIMARY + SUFFIXES).set_name("expression")
+OPERAND_ANY = (PLAIN_ATOM | OPERAND).set_name("expression")
 # '-' after an operator: once one is read, a missing operand is the error to report.
-EXPR <<= pp.Group(OPERAND + pp.ZeroOrMore(BINOP - OPERAND))
+CHAIN = pp.Group(OPERAND_ANY + pp.ZeroOrMore(BINOP - OPERAND_ANY))
+EXPR <<= FLAT_EXPR | CHAIN
 
 # ---------------------------------------------------------------- types
 TYPE = pp.Forward().set_name("type")
@@ -125,6 +140,10 @@ SIMPLE_STMT = (LET_STMT | ASSIGN_STMT | RETURN_STMT
                | BREAK_STMT | CONTINUE_STMT | EMIT_STMT
                | EXPR_STMT)
 SIMPLE_STMTS = pp.DelimitedList(SIMPLE_STMT, delim=";", allow_trailing_delim=True)
+#: A line holding one simple statement, by its first word (the parser picks).
+ONE_STMT = {"let": LET_STMT, "var": LET_STMT, "const": LET_STMT, "return": RETURN_STMT,
+            "break": BREAK_STMT, "continue": CONTINUE_STMT, "emit": EMIT_STMT,
+            ":=": ASSIGN_STMT, "": EXPR_STMT}
 
 # ---------------------------------------------------------------- declarations
 CONNECTOR_DECL = pp.Group(CONNECTOR - IDENT - EQ - IDENT - LPAR - KWARGS - RPAR)
@@ -144,11 +163,11 @@ SOURCE = (MERGE_SRC | JOIN_SRC | TIMER_SRC | EVENT_SRC).set_name(
 )
 
 DOT = pp.Regex(r"\.(?!\.)").suppress().set_name("'.'")
-OP_NAME = pp.Regex(r"[A-Za-z_][A-Za-z0-9_]*").set_name("operation name")
+OP_NAME = pp.Regex(r"(?!not\b)[A-Za-z_][A-Za-z0-9_]*").set_name("operation name")
 NEGATION = pp.Group(DOT + pp.Suppress(pp.Keyword("not")) + LPAR - IDENT - STEP_FILTER - RPAR)
 OPERATION = pp.Group(DOT + OP_NAME - LPAR - ARGS - RPAR)
 STEP = pp.Group(ARROW - pp.Optional(ALL, default=None) - IDENT + ALIAS + STEP_FILTER + ALIAS)
-STREAM_PART = (NEGATION | OPERATION | STEP).set_name("'.operation(...)' or '-> step'")
+STREAM_PART = (OPERATION | STEP | NEGATION).set_name("'.operation(...)' or '-> step'")
 STREAM_DECL = pp.Group(STREAM - IDENT - EQ - SOURCE - pp.Group(pp.ZeroOrMore(STREAM_PART)))
 
 P_OR = pp.Forward().set_name("pattern")

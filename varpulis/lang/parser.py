@@ -43,6 +43,8 @@ def _whole(element: pp.ParserElement) -> pp.ParserElement:
 
 
 _SIMPLE = _whole(g.SIMPLE_STMTS)
+_ONE = {word: _whole(element) for word, element in g.ONE_STMT.items()}
+_ASSIGN = re.compile(r"\s*:=")
 _FIELDS = _whole(g.EVENT_FIELDS)
 _BY_WORD = {word: _whole(element) for word, element in g.STATEMENTS.items()}
 _FIRST_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -130,10 +132,7 @@ class _Assembler:
             new, points = substitute(self.code[line.start : line.end], env)
             text = self.code[: line.start] + new
         if grammar is None:
-            word = _FIRST_WORD.match(text, line.start)
-            grammar = _BY_WORD.get(word.group() if word else "", _SIMPLE)
-            if grammar is _IF and _THEN.search(text, line.start):
-                grammar = _SIMPLE  # 'if c then a else b' is an expression
+            grammar = self.grammar_for(text, line.start)
         pp.ParserElement.reset_cache()
         try:
             _, tokens = grammar._parse(text, line.start)
@@ -142,6 +141,26 @@ class _Assembler:
         except BuildError as exc:
             raise self._error(exc.loc, exc.message, line, points, exc.hint) from None
         return list(tokens)
+
+    @staticmethod
+    def grammar_for(text: str, start: int) -> Any:
+        """Pick the grammar of the logical line at *start* by its first word.
+
+        Dispatching on the word spares pyparsing from trying every statement
+        form in turn (parse time is proportional to the elements tried).
+        """
+        word = _FIRST_WORD.match(text, start)
+        key = word.group() if word else ""
+        grammar = _BY_WORD.get(key)
+        if grammar is not None:
+            if grammar is _IF and _THEN.search(text, start):
+                return _ONE[""]  # 'if c then a else b' is an expression
+            return grammar
+        if ";" in text[start:]:
+            return _SIMPLE
+        if key not in _ONE and word and _ASSIGN.match(text, word.end()):
+            key = ":="
+        return _ONE.get(key, _ONE[""])
 
     def _describe(self, exc: pp.ParseBaseException) -> str:
         expected = exc.msg

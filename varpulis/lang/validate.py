@@ -267,8 +267,8 @@ class _Checker:
         if isinstance(expr, ast.Literal) and isinstance(expr.value, (int, float)):
             return
         if not isinstance(expr, ast.Call):
-            self.error(expr, "an aggregate item must be a function such as sum(price)",
-                       "use count(), sum(x), avg(x), min(x), max(x), stddev(x), first(x), ...")  # fmt: skip
+            hint = "use count(), sum(x), avg(x), min(x), max(x), stddev(x), first(x), ..."
+            self.error(expr, "an aggregate item must be a function such as sum(price)", hint)
             return
         arity = AGGREGATES.get(expr.func)
         if arity is None:

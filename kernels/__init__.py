@@ -1,0 +1,1 @@
+"""Vectorised kernels (numpy/numexpr); never imports varpulis."""
