@@ -1,0 +1,274 @@
+"""The inline engine: runs a pipeline plan on events, one event at a time.
+
+``Engine(plan).process(event)`` delivers the event to every stream that
+subscribes to its type, in declaration order; each stream runs its compiled
+stages (``varpulis.runtime.operators``). What a stream's ``.emit`` (or
+``.process``) produces is returned as output; what is left at the end of a
+stream is re-typed to the stream's name and fed, breadth first, to the
+streams that read that stream. One input is processed completely (all derived
+events) before the next. A runtime error in a stream (a type error, a ``while``
+over its step budget) drops that event for that stream, is logged and counted
+in :meth:`Engine.metrics`; it never stops the engine. An engine belongs to one
+thread.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from varpulis.compiler.evalctx import DEFAULT_STEP_BUDGET, EvalContext
+from varpulis.compiler.exprs import compile_expr, compile_predicate
+from varpulis.compiler.functions import compile_toplevel
+from varpulis.compiler.plan import PipelinePlan, StreamPlan, plan_program
+from varpulis.compiler.scope import Scope
+from varpulis.compiler.values import MISSING
+from varpulis.connectors.base import ConnectorConfig, Sink
+from varpulis.connectors.registry import make_sink
+from varpulis.errors import VPLRuntimeError
+from varpulis.events import Event
+from varpulis.lang import ast
+from varpulis.runtime.joins import JoinBuffer
+from varpulis.runtime.operators import Stage, StreamEnv, compile_stages
+
+__all__ = ["ALL_CONTEXTS", "Engine", "MAX_CHAIN_DEPTH", "SinkFactory"]
+
+logger = logging.getLogger("varpulis.runtime")
+
+#: Derived-event hops after which a chain of streams is cut (a cycle guard).
+MAX_CHAIN_DEPTH = 10
+#: Pass as ``context`` to run every stream of the plan, whatever its context.
+ALL_CONTEXTS = object()
+
+SinkFactory = Callable[[ConnectorConfig], Sink]
+_SEQUENCE_OPS = frozenset({"within", "partition_by"})
+
+
+class _Runner:
+    """One compiled stream: its entry (filter, sequence, join) and its stages."""
+
+    __slots__ = ("entry", "errors", "events_in", "events_out", "flushers", "forward", "name",
+                 "outputs", "stages")  # fmt: skip
+
+    def __init__(self, name: str, stages: list[Stage], env: StreamEnv) -> None:
+        self.name = name
+        self.stages = stages
+        self.outputs = env.outputs
+        self.flushers = env.flushers
+        self.entry: Callable[[Event], list[tuple[list[Event], dict]]] | None = None
+        self.forward = False
+        self.events_in = self.events_out = self.errors = 0
+
+    def run_stages(self, events: list[Event], start: int = 0) -> list[Event]:
+        for stage in self.stages[start:]:
+            if not events:
+                break
+            events = stage(events)
+        return events
+
+
+class Engine:
+    """Runs a :class:`PipelinePlan` (or a Program / VPL text) on events.
+
+    ``sinks`` builds a sink per connector use (default: the connector
+    registry); ``context`` selects the streams to run (``ALL_CONTEXTS``: all,
+    None: only those without ``.context``, a name: that context's);
+    ``step_budget`` bounds each ``while`` loop of a function call.
+    """
+
+    def __init__(
+        self,
+        plan: PipelinePlan | ast.Program | str,
+        *,
+        sinks: SinkFactory | None = None,
+        context: object = ALL_CONTEXTS,
+        step_budget: int = DEFAULT_STEP_BUDGET,
+    ) -> None:
+        if isinstance(plan, str):
+            from varpulis.lang import parse
+
+            plan = parse(plan)
+        if isinstance(plan, ast.Program):
+            plan = plan_program(plan)
+        self.plan = plan
+        self.scope = Scope(source=plan.source, filename=plan.filename)
+        self.functions = compile_toplevel(plan.decls, self.scope, step_budget=step_budget)
+        self.ctx = EvalContext(None, step_budget=step_budget)
+        self._make_sink = sinks or make_sink
+        self._sinks: dict[tuple[str, tuple], Sink] = {}
+        self.events_in = self.events_out = 0
+        streams = plan.streams if context is ALL_CONTEXTS else plan.streams_in(context)  # type: ignore[arg-type]
+        self.routes: dict[str, list[_Runner]] = {}
+        self.runners = [self._compile(s) for s in streams]
+        for runner in self.runners:
+            runner.forward = runner.name in self.routes
+
+    # ------------------------------------------------------------------ build
+
+    def _compile(self, splan: StreamPlan) -> _Runner:
+        decl = splan.decl
+        env = StreamEnv(splan.name, self.scope, self.ctx, self._sink_sender)
+        ops = [op for op in decl.ops if isinstance(op, ast.Op)]
+        entry = None
+        if splan.sequence:
+            entry, ops = self._sequence_entry(splan, env, ops)
+        elif isinstance(decl.source, ast.JoinSource):
+            entry, ops = self._join_entry(decl, env, ops)
+        elif isinstance(decl.source, ast.MergeSource):
+            entry = self._merge_entry(decl.source)
+        runner = _Runner(splan.name, compile_stages(env, ops), env)
+        runner.entry = entry
+        for name in splan.subscriptions:
+            self.routes.setdefault(name, []).append(runner)
+        return runner
+
+    def _sequence_entry(self, splan: StreamPlan, env: StreamEnv, ops: list[ast.Op]) -> Any:
+        from varpulis.runtime.patterns import SequenceMatcher, compile_sequence
+
+        spec = compile_sequence(splan.decl, self.scope, self.plan.patterns)
+        matcher = SequenceMatcher(spec)
+        rest = [op for op in ops if op.name not in _SEQUENCE_OPS]
+
+        def entry(ev: Event) -> list[tuple[list[Event], dict]]:
+            return [([m.last], m.captures) for m in matcher.push(ev)]
+
+        return entry, rest
+
+    def _join_entry(self, decl: ast.StreamDecl, env: StreamEnv, ops: list[ast.Op]) -> Any:
+        on = next((op for op in ops if op.name == "on"), None)
+        window = next((op for op in ops if op.name == "window"), None)
+        within = None
+        if window is not None and window.args and isinstance(window.args[0], ast.Duration):
+            within = window.args[0].nanos
+        buffer = JoinBuffer(decl.source.sources, on.args[0] if on else None, within, env)
+        rest = [op for op in ops if op is not window]
+
+        def entry(ev: Event) -> list[tuple[list[Event], dict]]:
+            joined = buffer.add(ev)
+            return [(joined, {})] if joined else []
+
+        return entry, rest
+
+    def _merge_entry(self, source: ast.MergeSource) -> Callable[..., Any]:
+        filters: dict[str, list[Any]] = {}
+        for item in source.items:
+            pred = compile_predicate(item.where, self.scope) if item.where is not None else None
+            filters.setdefault(item.source, []).append(pred)
+        ctx = self.ctx
+
+        def entry(ev: Event) -> list[tuple[list[Event], dict]]:
+            ctx.event = ev
+            for pred in filters.get(ev.event_type, ()):
+                if pred is None or pred(ev.fields, ctx):
+                    return [([ev], {})]
+            return []
+
+        return entry
+
+    def _sink_sender(self, connector: str, params: dict[str, Any]) -> Callable[[list[Event]], None]:
+        key = (connector, tuple(sorted((k, repr(v)) for k, v in params.items())))
+        sink = self._sinks.get(key)
+        if sink is None:
+            decl = self.plan.connectors[connector]
+            ctx = EvalContext(None)
+            base = {k: compile_expr(v, self.scope)({}, ctx) for k, v in decl.params}
+            base = {k: v for k, v in base.items() if v is not MISSING}
+            sink = self._make_sink(ConnectorConfig(connector, decl.kind, {**base, **params}))
+            self._sinks[key] = sink
+        return sink.send
+
+    # ------------------------------------------------------------------ run
+
+    def process(self, event: Event) -> list[Event]:
+        """Run one input event to completion; return the output events in order."""
+        self.events_in += 1
+        outputs: list[Event] = []
+        queue: deque[tuple[Event, int]] | None = None
+        ev, depth = event, 0
+        while True:
+            for runner in self.routes.get(ev.event_type, ()):
+                forwarded = self._run(runner, ev, outputs)
+                if forwarded and runner.forward:
+                    if depth >= MAX_CHAIN_DEPTH:
+                        logger.warning("stream %r: chain deeper than %d hops cut",
+                                       runner.name, MAX_CHAIN_DEPTH)  # fmt: skip
+                        continue
+                    if queue is None:
+                        queue = deque()
+                    name = runner.name
+                    queue.extend((Event(name, f.fields, f.timestamp), depth + 1) for f in forwarded)
+            if not queue:
+                break
+            ev, depth = queue.popleft()
+        self.events_out += len(outputs)
+        return outputs
+
+    def _run(self, runner: _Runner, ev: Event, outputs: list[Event]) -> list[Event]:
+        runner.events_in += 1
+        ctx = self.ctx
+        try:
+            if runner.entry is None:
+                forwarded = runner.run_stages([ev])
+            else:
+                forwarded = []
+                for events, captures in runner.entry(ev):
+                    ctx.captures = captures
+                    forwarded.extend(runner.run_stages(events))
+                ctx.captures = {}
+        except VPLRuntimeError as exc:
+            ctx.captures = {}
+            ctx.emitted = None
+            runner.errors += 1
+            runner.outputs.clear()
+            if runner.errors <= 10 or runner.errors % 1000 == 0:
+                logger.warning("stream %r: %s (event %s; %d errors so far)",
+                               runner.name, exc, ev.event_type, runner.errors)  # fmt: skip
+            return []
+        if runner.outputs:
+            runner.events_out += len(runner.outputs)
+            outputs.extend(runner.outputs)
+            runner.outputs.clear()
+        return forwarded
+
+    def process_batch(self, events: Iterable[Event]) -> list[Event]:
+        """Process *events* in order; return all outputs in order."""
+        out: list[Event] = []
+        for ev in events:
+            out.extend(self.process(ev))
+        return out
+
+    def flush(self) -> list[Event]:
+        """Close every open window and return what that produces."""
+        outputs: list[Event] = []
+        for runner in self.runners:
+            for index, release in runner.flushers:
+                events = release()
+                if index >= 0 and events:
+                    runner.run_stages(events, index + 1)
+                outputs.extend(runner.outputs)
+                runner.events_out += len(runner.outputs)
+                runner.outputs.clear()
+        self.events_out += len(outputs)
+        return outputs
+
+    def close(self) -> None:
+        """Flush and close every sink (windows are not flushed; see :meth:`flush`)."""
+        for sink in self._sinks.values():
+            try:
+                sink.close()
+            except Exception:  # a failing sink must not stop the others closing
+                logger.exception("closing sink %r failed", sink.config.name)
+
+    def metrics(self) -> dict[str, Any]:
+        """Counters: events in/out and, per stream, events in/out and errors."""
+        return {
+            "events_in": self.events_in,
+            "events_out": self.events_out,
+            "errors": sum(r.errors for r in self.runners),
+            "streams": {
+                r.name: {"events_in": r.events_in, "events_out": r.events_out, "errors": r.errors}
+                for r in self.runners
+            },
+        }
