@@ -98,3 +98,18 @@ def test_diagnostics_are_in_source_order() -> None:
     found = diagnose(parse("stream S = A .whre(x)\nstream T = B .emit(v: nope(1))"))
     assert [d.offset for d in found] == sorted(d.offset for d in found)
     assert len(found) == 2
+
+
+def test_warning_for_a_misspelt_source() -> None:
+    found = diagnose(parse("stream Hot = Reading .where(t > 1)\nstream Alert = Hott .emit(v: 1)"))
+    (warning,) = found
+    assert warning.severity == "warning"
+    assert warning.message == "'Hott' is not a declared event type, stream or pattern"
+    assert warning.hint == "did you mean 'Hot'?"
+    assert validate(parse("stream A = Reading .emit(v: 1)")) == []  # undeclared types are fine
+
+
+def test_declared_events_make_unknown_sources_warnings() -> None:
+    source = "event Reading:\n    t: float\nstream S = Raeding .emit(v: 1)"
+    (warning,) = validate(parse(source))
+    assert "'Raeding'" in warning.message and warning.hint == "did you mean 'Reading'?"

@@ -64,6 +64,7 @@ _ESCAPES = {"n": "\n", "t": "\t", '"': '"', "'": "'", "\\": "\\"}
 _CONSTANTS: dict[str, Any] = {"true": True, "false": False, "null": None, "nil": None}
 _NUMBER_START = frozenset("0123456789+-.")
 _NUMBER_END = frozenset("0123456789.")
+_FLOATING = "0123456789.eE+- \t"
 _MAX_DEPTH = 64
 _MEMO_LIMIT = 32_768
 _BLOCK_CHARS = 1 << 20
@@ -181,14 +182,13 @@ class _Pairs(dict):  # type: ignore[type-arg]
         if not colon:
             raise _Slow
         key = self.names[text]
-        try:  # a float? Every spelling of inf/nan that float() accepts has an n or N.
+        try:
             value = float(token)
         except ValueError:
             value = self.scalars[token]
-        else:
-            if "." in token or "e" in token or "E" in token:
-                if token.isascii() and "_" not in token and "n" not in token and "N" not in token:
-                    return key, value  # readings rarely repeat: not worth a memo slot
+        else:  # float() also takes inf, nan, 1_0 and non-ASCII digits: those are words
+            if ("." in token or "e" in token or "E" in token) and not token.strip(_FLOATING):
+                return key, value  # readings rarely repeat: not worth a memo slot
             value = self.scalars[token]
         pair = key, value
         _remember(self, part, pair)

@@ -44,7 +44,7 @@ def syntax_hint(line_text: str, column: int) -> str | None:
     return None
 
 
-def did_you_mean(word: str, choices: Iterable[str]) -> str | None:
+def did_you_mean(word: str, choices: Iterable[str], cutoff: float = 0.6) -> str | None:
     """Return ``"did you mean 'x'?"`` for the closest of *choices*, or None."""
-    close = difflib.get_close_matches(word, sorted(set(choices)), n=1, cutoff=0.6)
+    close = difflib.get_close_matches(word, sorted(set(choices)), n=1, cutoff=cutoff)
     return f"did you mean {close[0]!r}?" if close else None

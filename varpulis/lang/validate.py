@@ -173,8 +173,26 @@ class _Checker:
 
     # ----------------------------------------------------------- streams
 
+    def source_name(self, node: Any, name: str, reader: str) -> None:
+        """Warn about a source that names no declared event, stream or pattern
+        when it looks like a misspelling (or when the program declares events)."""
+        known = {**self.names["event"], **self.names["stream"], **self.names["pattern"]}
+        if name in known:
+            return
+        hint = did_you_mean(name, [k for k in known if k != reader], cutoff=0.8)
+        if hint or self.names["event"]:
+            self.warn(node, f"{name!r} is not a declared event type, stream or pattern", hint)
+
     def stream(self, decl: ast.StreamDecl) -> None:
         source = decl.source
+        if isinstance(source, ast.EventSource):
+            self.source_name(source, source.name, decl.name)
+        elif isinstance(source, ast.JoinSource):
+            for name in source.sources:
+                self.source_name(source, name, decl.name)
+        elif isinstance(source, ast.MergeSource):
+            for item in source.items:
+                self.source_name(item, item.source, decl.name)
         if isinstance(source, ast.MergeSource):
             for item in source.items:
                 self.exprs(item.where)
@@ -187,6 +205,7 @@ class _Checker:
         aliases = {source.alias} if isinstance(source, ast.EventSource) and source.alias else set()
         for op in decl.ops:
             if isinstance(op, ast.SeqStep):
+                self.source_name(op, op.event_type, decl.name)
                 self.exprs(op.where)
                 if op.alias:
                     if op.alias in aliases:

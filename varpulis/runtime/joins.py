@@ -33,9 +33,13 @@ def join_keys(sources: tuple[str, ...], on: Any, error: Any) -> dict[str, str]:
             stack.extend((node.left, node.right))
             continue
         sides = (node.left, node.right) if isinstance(node, ast.Binary) else ()
-        if node is None or getattr(node, "op", None) != "==" or not all(
-            isinstance(s, ast.Attr) and isinstance(s.obj, ast.Name) and s.obj.id in sources
-            for s in sides
+        if (
+            node is None
+            or getattr(node, "op", None) != "=="
+            or not all(
+                isinstance(s, ast.Attr) and isinstance(s.obj, ast.Name) and s.obj.id in sources
+                for s in sides
+            )
         ):
             msg = ".on(...) takes equalities between source fields, e.g. A.id == B.id"
             raise error(msg, node)
