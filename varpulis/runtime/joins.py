@@ -87,7 +87,7 @@ class JoinBuffer:
                 return []
             latest.append(last)
         fields: dict[str, Any] = {}
-        for src, event in zip(self.sources, latest):
+        for src, event in zip(self.sources, latest, strict=True):
             for name, value in event.fields.items():
                 fields[f"{src}.{name}"] = value
         for event in reversed(latest):  # the first source listed wins

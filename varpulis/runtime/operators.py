@@ -123,7 +123,8 @@ def _select(env: StreamEnv, op: ast.Op) -> Stage:
     items: list[tuple[str, Any]] = []
     for arg in op.args:
         if not isinstance(arg, ast.Name):
-            raise env.error(".select() takes field names or name: expression", arg)
+            msg = ".select() takes field names or name: expression"
+            raise env.error(msg, arg)
         items.append((arg.id, ast.Name(arg.id, arg.span)))
     items.extend(op.kwargs)
     build = _fields_builder(env, items)
@@ -305,7 +306,8 @@ def _hashable(value: Any) -> Any:
 def _limit(env: StreamEnv, op: ast.Op) -> Stage:
     limit = 1 if op.name == "first" else _constant(env, op.args[0])
     if type(limit) is not int or limit < 0:
-        raise env.error(f".limit() needs a non-negative integer, not {limit!r}", op)
+        msg = f".limit() needs a non-negative integer, not {limit!r}"
+        raise env.error(msg, op)
     count = [0]
 
     def limited(events: list[Event]) -> list[Event]:
@@ -323,7 +325,8 @@ def _limit(env: StreamEnv, op: ast.Op) -> Stage:
 def _partition_by(env: StreamEnv, op: ast.Op) -> None:
     arg = op.args[0]
     if not isinstance(arg, ast.Name):
-        raise env.error(".partition_by() takes a field name", arg)
+        msg = ".partition_by() takes a field name"
+        raise env.error(msg, arg)
     env.partition_by = arg.id
 
 
