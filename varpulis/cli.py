@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 from collections import Counter
@@ -109,6 +110,56 @@ def cmd_parse(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _simulate(args: argparse.Namespace, program: str, events: str, **options: Any) -> int:
+    from varpulis.simulate import load_engine, simulate
+
+    engine = load_engine(program, step_budget=args.step_budget)
+    quiet = getattr(args, "quiet", False)
+    output = getattr(args, "output", None)
+    sink = None
+    try:
+        if output:
+            sink = open(output, "w", encoding="utf-8")  # noqa: SIM115 - closed below
+        stats = simulate(engine, events, out=sink or (None if quiet else sys.stdout), **options)
+    finally:
+        if sink is not None:
+            sink.close()
+        sys.stdout.flush()
+    if stats.errors:
+        print(f"{stats.errors} runtime error(s); see the log above", file=sys.stderr)
+    print(stats.summary(), file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Run a program; with --events, over an event file as fast as possible."""
+    if args.events is None:
+        print(
+            "varpulis run: no --events given. Feed a file (--events FILE, '-' for stdin), "
+            "or deploy the program to 'varpulis server' and inject events over REST.",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    return _simulate(args, args.program, args.events, immediate=True, preload=False,
+                     flush_at_end=args.flush_at_end)  # fmt: skip
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    """Replay an event file through a program (paced unless --immediate)."""
+    return _simulate(args, args.program, args.events, immediate=args.immediate,
+                     preload=args.preload, flush_at_end=args.flush_at_end)  # fmt: skip
+
+
+def _add_run_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--flush-at-end",
+        action="store_true",
+        help="close open windows after the last event (default: leave them open)",
+    )
+    p.add_argument("--step-budget", type=int, action=EnvDefault, envvar="VARPULIS_STEP_BUDGET",
+                   default=10**8, help="while-loop iterations one fn call may run")  # fmt: skip
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand registered."""
     parser = argparse.ArgumentParser(
@@ -135,12 +186,33 @@ def build_parser() -> argparse.ArgumentParser:
     parse.add_argument("file", metavar="FILE", help="a VPL file ('-' reads stdin)")
     parse.add_argument("--spans", action="store_true", help="include source spans")
     parse.set_defaults(func=cmd_parse)
+
+    run = sub.add_parser("run", help="run a VPL program over events")
+    run.add_argument("program", metavar="PROGRAM.vpl")
+    run.add_argument("--events", metavar="FILE", help=".evt or .jsonl event file ('-': stdin)")
+    _add_run_options(run)
+    run.set_defaults(func=cmd_run)
+
+    sim = sub.add_parser("simulate", help="replay an event file through a VPL program")
+    sim.add_argument("--program", "-p", required=True, metavar="PROGRAM.vpl")
+    sim.add_argument("--events", "-e", required=True, metavar="FILE",
+                     help=".evt or .jsonl event file ('-': stdin)")  # fmt: skip
+    sim.add_argument("--immediate", action="store_true", help="ignore BATCH/@ pacing")
+    sim.add_argument("--preload", action="store_true", help="read all events before starting")
+    sim.add_argument("--quiet", "-q", action="store_true", help="do not print output events")
+    sim.add_argument("--output", "-o", metavar="FILE.jsonl", help="write output events here")
+    _add_run_options(sim)
+    sim.set_defaults(func=cmd_simulate)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; return the process exit code."""
     args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=getattr(logging, str(args.log_level).upper(), logging.INFO),
+        format="%(levelname)s %(name)s: %(message)s",
+    )
     try:
         return args.func(args)
     except VPLError as exc:

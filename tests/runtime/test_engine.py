@@ -1,0 +1,299 @@
+"""Engine conformance: the tier-1 examples of the VPL spec, under our decisions."""
+
+from __future__ import annotations
+
+import pytest
+
+from varpulis.events import Event
+from varpulis.runtime.engine import Engine
+
+
+def run(source: str, *events: tuple[str, dict], **options: object) -> list[tuple[str, dict]]:
+    engine = Engine(source, **options)  # type: ignore[arg-type]
+    out = []
+    for i, (kind, fields) in enumerate(events):
+        out.extend(engine.process(Event(kind, fields, i * 10**9)))
+    return [(e.event_type, e.fields) for e in out]
+
+
+ALERTS = """
+stream TempAlerts = TemperatureReading
+    .where(temperature > 100)
+    .emit(alert_type: "HIGH_TEMP", sensor_id: sensor_id, temperature: temperature)
+"""
+
+
+def test_constant_emit() -> None:
+    src = 'stream A = EventA .emit(result: "from-a")'
+    assert run(src, ("EventA", {"x": 1})) == [("A", {"result": "from-a"})]
+    assert run(src, ("EventB", {"x": 1})) == []
+    assert run(src, ("EventA", {"from-a": 42})) == [("A", {"result": "from-a"})]  # no quirk
+    assert run(src, ("A", {"z": 0})) == []
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        ({"sensor_id": "s1", "temperature": 105.5},
+         [{"alert_type": "HIGH_TEMP", "sensor_id": "s1", "temperature": 105.5}]),
+        ({"sensor_id": "s2", "temperature": 100}, []),
+        ({"sensor_id": "s3", "temperature": 101},
+         [{"alert_type": "HIGH_TEMP", "sensor_id": "s3", "temperature": 101}]),
+        ({"sensor_id": "s4", "temperature": 100.0}, []),
+        ({"temperature": 150}, [{"alert_type": "HIGH_TEMP", "temperature": 150}]),
+        ({"sensor_id": "s6", "temperature": "hot"}, []),
+        ({"sensor_id": "s7"}, []),
+        ({"sensor_id": "s8", "temperature": None}, []),
+        ({"sensor_id": "s9", "temperature": 100.0000001},
+         [{"alert_type": "HIGH_TEMP", "sensor_id": "s9", "temperature": 100.0000001}]),
+    ],
+)  # fmt: skip
+def test_filter_and_emit(fields: dict, expected: list[dict]) -> None:
+    assert run(ALERTS, ("TemperatureReading", fields)) == [("TempAlerts", f) for f in expected]
+
+
+def test_mixed_comparisons_promote() -> None:
+    src = "stream S = R .where(t >= 100) .emit(t: t)"
+    got = run(src, ("R", {"t": 100}), ("R", {"t": 105.5}), ("R", {"t": 100.0}), ("R", {"t": 99}))
+    assert got == [("S", {"t": 100}), ("S", {"t": 105.5}), ("S", {"t": 100.0})]
+
+
+def test_expression_emit_arithmetic() -> None:
+    src = 'stream Calc = N .emit(q: a / b, r: a % b, f: a / 2.0, p: a ** 2, m: -a, c: a + b * 2, s: "lit", w: w)'  # noqa: E501
+    assert run(src, ("N", {"a": 7, "b": 2, "w": "x"})) == [
+        ("Calc", {"q": 3, "r": 1, "f": 3.5, "p": 49, "m": -7, "c": 11, "s": "lit", "w": "x"})
+    ]
+    assert run(src, ("N", {"a": -7, "b": 2})) == [
+        ("Calc", {"q": -3, "r": -1, "f": -3.5, "p": 49, "m": 7, "c": -3, "s": "lit"})
+    ]
+    assert run(src, ("N", {"a": 7, "b": 0})) == [
+        ("Calc", {"q": None, "r": None, "f": 3.5, "p": 49, "m": -7, "c": 7, "s": "lit"})
+    ]
+    assert run(src, ("N", {"a": 7.0, "b": 2})) == [
+        ("Calc", {"q": 3.5, "r": 1.0, "f": 3.5, "p": 49.0, "m": -7.0, "c": 11.0, "s": "lit"})
+    ]
+
+
+def test_logic_and_equality() -> None:
+    src = "stream L = N .where(a > 0 or b > 0) .emit(ok: true, eq: a == 1, lt: a < 1.5)"
+    assert run(src, ("N", {"a": 1, "b": -1})) == [("L", {"ok": True, "eq": True, "lt": True})]
+    assert run(src, ("N", {"a": 1.0, "b": -1})) == [("L", {"ok": True, "eq": True, "lt": True})]
+    assert run(src, ("N", {"a": 1})) == [("L", {"ok": True, "eq": True, "lt": True})]
+    assert run(src, ("N", {"a": -1, "b": -1})) == []
+    assert run("stream L = N .where(not (a > 1)) .emit(a: a)", ("N", {"a": 0})) == [("L", {"a": 0})]
+
+
+def test_derived_and_silent_streams() -> None:
+    src = "stream Hot = Reading .where(t > 30)\nstream HotAlert = Hot .emit(sensor: id, t: t)"
+    assert run(src, ("Reading", {"id": "a", "t": 35})) == [("HotAlert", {"sensor": "a", "t": 35})]
+    assert run(src, ("Reading", {"id": "b", "t": 20})) == []
+    assert run(src, ("Hot", {"id": "c", "t": 1})) == [("HotAlert", {"sensor": "c", "t": 1})]
+
+
+GEN = """
+fn classify(n: int) -> str:
+    if n > 10:
+        return "big"
+    elif n > 5:
+        return "mid"
+    else:
+        return "small"
+
+fn gen(count: int):
+    var total = 0
+    for i in 0..count:
+        if i == 2:
+            continue
+        total := total + i
+        emit Item(i: i, label: classify(i * 4), total: total)
+    emit Done(total: total, avg: total / count)
+
+stream Items = Trigger
+    .process(gen(n))
+"""
+
+
+def test_functions_and_process() -> None:
+    assert run(GEN, ("Trigger", {"n": 4})) == [
+        ("Item", {"i": 0, "label": "small", "total": 0}),
+        ("Item", {"i": 1, "label": "small", "total": 1}),
+        ("Item", {"i": 3, "label": "big", "total": 4}),
+        ("Done", {"total": 4, "avg": 1}),
+    ]
+    assert run(GEN, ("Trigger", {})) == [("Done", {"total": 0})]
+
+
+def test_while_has_no_silent_cap_but_a_budget() -> None:
+    src = """
+fn spin(n: int) -> int:
+    var i = 0
+    while i < n:
+        i := i + 1
+    return i
+
+stream W = Go .emit(v: spin(k))
+"""
+    assert run(src, ("Go", {"k": 20000})) == [("W", {"v": 20000})]
+    engine = Engine(src, step_budget=1000)
+    assert engine.process(Event("Go", {"k": 5000})) == []
+    assert engine.process(Event("Go", {"k": 5})) == [Event("W", {"v": 5})]
+    assert engine.metrics()["streams"]["W"]["errors"] == 1
+
+
+MANDEL = """
+fn mandelbrot(cx: float, cy: float, max_iter: int) -> int:
+    var zr = 0.0
+    var zi = 0.0
+    var i = 0
+    while i < max_iter:
+        let r2 = zr * zr
+        let i2 = zi * zi
+        if r2 + i2 > 4.0:
+            return i
+        zi := 2.0 * zr * zi + cy
+        zr := r2 - i2 + cx
+        i := i + 1
+    return max_iter
+
+fn compute_tile(x_off: int, y_off: int, size: int, max_iter: int):
+    for px in 0..size:
+        for py in 0..size:
+            let cx = -2.0 + (x_off + px) * 3.0 / 1000.0
+            let cy = -1.5 + (y_off + py) * 3.0 / 1000.0
+            let iters = mandelbrot(cx, cy, max_iter)
+            emit Pixel(x: x_off + px, y: y_off + py, iterations: iters, diverged: iters < max_iter)
+
+stream Tile00 = ComputeTile00 .process(compute_tile(77, 497, 2, 50))
+stream Tile01 = ComputeTile01 .process(compute_tile(500, 500, 2, 256))
+"""
+
+
+def test_mandelbrot_pixels() -> None:
+    assert run(MANDEL, ("ComputeTile00", {})) == [
+        ("Pixel", {"x": 77, "y": 497, "iterations": 27, "diverged": True}),
+        ("Pixel", {"x": 77, "y": 498, "iterations": 31, "diverged": True}),
+        ("Pixel", {"x": 78, "y": 497, "iterations": 40, "diverged": True}),
+        ("Pixel", {"x": 78, "y": 498, "iterations": 50, "diverged": False}),
+    ]
+    got = run(MANDEL, ("ComputeTile01", {}))
+    assert [(f["x"], f["y"]) for _, f in got] == [(500, 500), (500, 501), (501, 500), (501, 501)]
+    assert all(f["iterations"] == 256 and not f["diverged"] for _, f in got)
+    assert run(MANDEL, ("ComputeTile02", {})) == []
+
+
+def test_tile_checksum_matches_plain_python() -> None:
+    def mandelbrot(cx: float, cy: float, max_iter: int) -> int:
+        zr = zi = 0.0
+        for i in range(max_iter):
+            r2, i2 = zr * zr, zi * zi
+            if r2 + i2 > 4.0:
+                return i
+            zi = 2.0 * zr * zi + cy
+            zr = r2 - i2 + cx
+        return max_iter
+
+    expected = sum(
+        mandelbrot(-2.0 + (300 + px) * 3.0 / 1000.0, -1.5 + (400 + py) * 3.0 / 1000.0, 256)
+        for px in range(100)
+        for py in range(100)
+    )
+    src = MANDEL.replace("compute_tile(77, 497, 2, 50)", "compute_tile(300, 400, 100, 256)")
+    pixels = run(src, ("ComputeTile00", {}))
+    assert len(pixels) == 10_000
+    assert sum(f["iterations"] for _, f in pixels) == expected
+
+
+def test_cross_context_chain_runs_inline_in_order() -> None:
+    src = """
+context ingest
+context analytics
+
+stream Filtered = SensorReading
+    .context(ingest)
+    .where(temperature > 50.0)
+    .emit(context: analytics, sensor: sensor_id, temp: temperature)
+
+stream Analysis = Filtered
+    .context(analytics)
+    .where(temp > 100.0)
+    .emit(alert_sensor: sensor, alert_temp: temp)
+"""
+    got = run(
+        src,
+        ("SensorReading", {"sensor_id": "S1", "temperature": 105.5}),
+        ("SensorReading", {"sensor_id": "S2", "temperature": 75.0}),
+        ("SensorReading", {"sensor_id": "S3", "temperature": 30.0}),
+    )
+    assert got == [
+        ("Filtered", {"sensor": "S1", "temp": 105.5}),
+        ("Analysis", {"alert_sensor": "S1", "alert_temp": 105.5}),
+        ("Filtered", {"sensor": "S2", "temp": 75.0}),
+    ]
+
+
+def test_select_then_emit() -> None:
+    src = "stream F = Reading .select(sensor: sensor_id, f: temp * 9 / 5 + 32, temp) .emit(sensor: sensor, f: f, temp: temp)"  # noqa: E501
+    assert run(src, ("Reading", {"sensor_id": "a", "temp": 100, "x": 1})) == [
+        ("F", {"sensor": "a", "f": 212, "temp": 100})
+    ]
+    assert run(src, ("Reading", {"sensor_id": "a"})) == [("F", {"sensor": "a"})]
+
+
+def test_emit_event_type_sets_the_type() -> None:
+    src = 'stream S = A .emit(event_type: "Alarm", v: x)'
+    assert run(src, ("A", {"x": 1})) == [("Alarm", {"v": 1})]
+
+
+def test_merge() -> None:
+    src = "stream Env = merge(stream HotT = Temp .where(t > 30), Humid) .emit(t: t, h: h, n: 1)"
+    assert run(src, ("Temp", {"t": 35})) == [("Env", {"t": 35, "n": 1})]
+    assert run(src, ("Temp", {"t": 20})) == []
+    assert run(src, ("Humid", {"h": 80})) == [("Env", {"h": 80, "n": 1})]
+
+
+def test_join() -> None:
+    src = """
+stream Joined = join(Orders, Customers)
+    .on(Orders.customer_id == Customers.id)
+    .window(5m)
+    .emit(order: Orders.order_id, name: Customers.name)
+"""
+    got = run(
+        src,
+        ("Orders", {"order_id": 7, "customer_id": "c1"}),
+        ("Customers", {"id": "c1", "name": "Ann"}),
+        ("Orders", {"order_id": 8, "customer_id": "c1"}),
+        ("Customers", {"id": "c1", "name": "Bob"}),
+        ("Orders", {"order_id": 9, "customer_id": "c2"}),
+    )
+    assert got == [
+        ("Joined", {"order": 7, "name": "Ann"}),
+        ("Joined", {"order": 8, "name": "Ann"}),
+        ("Joined", {"order": 8, "name": "Bob"}),
+    ]
+
+
+def test_distinct_limit_first() -> None:
+    assert run("stream D = A .distinct(k) .emit(k: k)", ("A", {"k": 1}), ("A", {"k": 1}),
+               ("A", {"k": 2})) == [("D", {"k": 1}), ("D", {"k": 2})]  # fmt: skip
+    assert run("stream L = A .limit(2) .emit(k: k)", ("A", {"k": 1}), ("A", {"k": 2}),
+               ("A", {"k": 3})) == [("L", {"k": 1}), ("L", {"k": 2})]  # fmt: skip
+    assert run("stream F = A .first() .emit(k: k)", ("A", {"k": 1}), ("A", {"k": 2})) == [
+        ("F", {"k": 1})
+    ]
+
+
+def test_top_level_constants_are_visible() -> None:
+    src = "const LIMIT = 10\nlet threshold = LIMIT * 5\nstream G = R .where(v > threshold) .emit(v: v)"
+    assert run(src, ("R", {"v": 60}), ("R", {"v": 40})) == [("G", {"v": 60})]
+
+
+def test_runtime_type_error_is_counted_not_fatal() -> None:
+    engine = Engine("stream S = A .emit(v: x * 2.5)\nstream T = A .emit(ok: true)")
+    out = engine.process(Event("A", {"x": "a"}))
+    assert [(e.event_type, e.fields) for e in out] == [("T", {"ok": True})]
+    assert engine.metrics()["streams"]["S"]["errors"] == 1
+    assert engine.process(Event("A", {"x": 2})) == [
+        Event("S", {"v": 5.0}),
+        Event("T", {"ok": True}),
+    ]
