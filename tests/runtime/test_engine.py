@@ -284,7 +284,10 @@ def test_distinct_limit_first() -> None:
 
 
 def test_top_level_constants_are_visible() -> None:
-    src = "const LIMIT = 10\nlet threshold = LIMIT * 5\nstream G = R .where(v > threshold) .emit(v: v)"
+    src = (
+        "const LIMIT = 10\nlet threshold = LIMIT * 5\n"
+        "stream G = R .where(v > threshold) .emit(v: v)"
+    )
     assert run(src, ("R", {"v": 60}), ("R", {"v": 40})) == [("G", {"v": 60})]
 
 
