@@ -31,7 +31,7 @@ from varpulis.errors import VPLRuntimeError
 from varpulis.events import Event
 from varpulis.lang import ast
 from varpulis.runtime.joins import JoinBuffer
-from varpulis.runtime.operators import Stage, StreamEnv, compile_stages
+from varpulis.runtime.operators import Stage, StreamEnv, compile_stages, single_event_path
 
 __all__ = ["ALL_CONTEXTS", "Engine", "MAX_CHAIN_DEPTH", "SinkFactory"]
 
@@ -50,11 +50,12 @@ class _Runner:
     """One compiled stream: its entry (filter, sequence, join) and its stages."""
 
     __slots__ = ("entry", "errors", "events_in", "events_out", "flushers", "forward", "name",
-                 "outputs", "stages")  # fmt: skip
+                 "one", "outputs", "stages")  # fmt: skip
 
     def __init__(self, name: str, stages: list[Stage], env: StreamEnv) -> None:
         self.name = name
         self.stages = stages
+        self.one = single_event_path(stages)
         self.outputs = env.outputs
         self.flushers = env.flushers
         self.entry: Callable[[Event], list[tuple[list[Event], dict]]] | None = None
@@ -210,7 +211,12 @@ class Engine:
         ctx = self.ctx
         try:
             if runner.entry is None:
-                forwarded = runner.run_stages([ev])
+                one = runner.one
+                if one is not None:
+                    result = one(ev)
+                    forwarded = [] if result is None else [result]
+                else:
+                    forwarded = runner.run_stages([ev])
             else:
                 forwarded = []
                 for events, captures in runner.entry(ev):

@@ -26,7 +26,7 @@ from varpulis.errors import VPLSemanticError
 from varpulis.events import Event
 from varpulis.lang import ast
 
-__all__ = ["STAGES", "Stage", "StreamEnv", "compile_stages"]
+__all__ = ["STAGES", "Stage", "StreamEnv", "compile_stages", "single_event_path"]
 
 logger = logging.getLogger("varpulis.runtime")
 
@@ -74,6 +74,33 @@ class StreamEnv:
         return self.scope.error(message, node)
 
 
+def single_event_path(stages: list[Stage]) -> Callable[[Event], Event | None] | None:
+    """A function running *stages* on one event without lists, when every stage
+    maps one event to at most one (``where``, ``select``, ``emit``); else None."""
+    ones = [getattr(s, "one", None) for s in stages]
+    if not ones or None in ones:
+        return None
+    if len(ones) == 1:
+        return ones[0]
+    if len(ones) == 2:
+        first, second = ones
+
+        def run_two(ev: Event) -> Event | None:
+            ev = first(ev)
+            return None if ev is None else second(ev)
+
+        return run_two
+
+    def run_all(ev: Event | None) -> Event | None:
+        for fn in ones:
+            ev = fn(ev)
+            if ev is None:
+                return None
+        return ev
+
+    return run_all
+
+
 def compile_stages(env: StreamEnv, ops: list[ast.Op]) -> list[Stage]:
     """Build the stages for *ops* in order (window + aggregate fuse into one)."""
     env.has_emit = any(op.name == "emit" for op in ops)
@@ -110,6 +137,11 @@ def _where(env: StreamEnv, op: ast.Op) -> Stage:
                 out.append(ev)
         return out
 
+    def one(ev: Event) -> Event | None:
+        ctx.event = ev
+        return ev if pred(ev.fields, ctx) else None
+
+    where.one = one  # type: ignore[attr-defined]
     return where
 
 
@@ -130,13 +162,14 @@ def _select(env: StreamEnv, op: ast.Op) -> Stage:
     build = _fields_builder(env, items)
     ctx = env.ctx
 
-    def select(events: list[Event]) -> list[Event]:
-        out = []
-        for ev in events:
-            ctx.event = ev
-            out.append(Event(ev.event_type, build(ev.fields, ctx), ev.timestamp))
-        return out
+    def one(ev: Event) -> Event:
+        ctx.event = ev
+        return Event(ev.event_type, build(ev.fields, ctx), ev.timestamp)
 
+    def select(events: list[Event]) -> list[Event]:
+        return [one(ev) for ev in events]
+
+    select.one = one  # type: ignore[attr-defined]
     return select
 
 
@@ -154,18 +187,25 @@ def _emit(env: StreamEnv, op: ast.Op) -> Stage:
     build = _fields_builder(env, items)
     ctx, outputs, name = env.ctx, env.outputs, env.name
 
+    def make(ev: Event) -> Event:
+        ctx.event = ev
+        kind = name
+        if type_expr is not None:
+            value = type_expr(ev.fields, ctx)
+            kind = value if isinstance(value, str) else name
+        return Event(kind, build(ev.fields, ctx), ev.timestamp)
+
     def emit(events: list[Event]) -> list[Event]:
-        out = []
-        for ev in events:
-            ctx.event = ev
-            kind = name
-            if type_expr is not None:
-                value = type_expr(ev.fields, ctx)
-                kind = value if isinstance(value, str) else name
-            out.append(Event(kind, build(ev.fields, ctx), ev.timestamp))
+        out = [make(ev) for ev in events]
         outputs.extend(out)
         return out
 
+    def one(ev: Event) -> Event:
+        out = make(ev)
+        outputs.append(out)
+        return out
+
+    emit.one = one  # type: ignore[attr-defined]
     return emit
 
 
