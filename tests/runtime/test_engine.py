@@ -300,3 +300,33 @@ def test_runtime_type_error_is_counted_not_fatal() -> None:
         Event("S", {"v": 5.0}),
         Event("T", {"ok": True}),
     ]
+
+
+def test_count_window_aggregate_through_the_engine() -> None:
+    src = "stream S = M .window(3) .aggregate(n: count(), total: sum(v)) .emit(n: n, total: total)"
+    got = run(src, *[("M", {"v": v}) for v in range(1, 8)])
+    assert got == [("S", {"n": 3, "total": 6.0}), ("S", {"n": 3, "total": 15.0})]
+
+
+def test_partitioned_window_and_having() -> None:
+    src = """
+stream PerKey = Reading
+    .partition_by(k)
+    .window(2)
+    .aggregate(n: count(), total: sum(v))
+    .having(total > 10)
+    .emit(part: _partition, key: k, n: n, total: total)
+"""
+    got = run(src, ("Reading", {"k": "a", "v": 1}), ("Reading", {"k": "b", "v": 10}),
+              ("Reading", {"k": "a", "v": 2}), ("Reading", {"k": "b", "v": 20}))  # fmt: skip
+    assert got == [("PerKey", {"part": "b", "key": "b", "n": 2, "total": 30.0})]
+
+
+def test_time_window_closes_on_event_time_and_flush() -> None:
+    src = "stream S = M .window(1m) .aggregate(n: count(), total: sum(v)) .emit(n: n, total: total)"
+    engine = Engine(src)
+    out = []
+    for seconds, v in ((0, 1), (30, 2), (59, 3), (60, 4), (70, 5), (150, 6)):
+        out += engine.process(Event("M", {"v": v}, seconds * 10**9))
+    assert [e.fields for e in out] == [{"n": 3, "total": 6.0}, {"n": 2, "total": 9.0}]
+    assert [e.fields for e in engine.flush()] == [{"n": 1, "total": 6.0}]
