@@ -150,6 +150,151 @@ def cmd_simulate(args: argparse.Namespace) -> int:
                      preload=args.preload, flush_at_end=args.flush_at_end)  # fmt: skip
 
 
+_RUST_LEVELS = {
+    "trace": "debug",
+    "debug": "debug",
+    "info": "info",
+    "warn": "warning",
+    "warning": "warning",
+    "error": "error",
+    "off": "critical",
+}
+
+
+def _rust_log_level(value: str) -> str | None:
+    """The level of a RUST_LOG value (``info``, ``varpulis=debug,warn``); None if unknown."""
+    directives = [d.strip() for d in value.split(",") if d.strip()]
+    bare = [d for d in directives if "=" not in d]
+    pick = bare[-1] if bare else (directives[0].split("=", 1)[1] if directives else "")
+    return _RUST_LEVELS.get(pick.lower())
+
+
+def _server_log_level(args: argparse.Namespace) -> None:
+    """Apply the server's --log-level, else RUST_LOG when VARPULIS_LOG is not set."""
+    level = getattr(args, "server_log_level", None)
+    if level is None and "VARPULIS_LOG" not in os.environ and os.environ.get("RUST_LOG"):
+        level = _rust_log_level(os.environ["RUST_LOG"])
+    if level:
+        logging.getLogger().setLevel(getattr(logging, level.upper()))
+
+
+def cmd_server(args: argparse.Namespace) -> int:
+    """Run a worker: the REST API over a pipeline manager, until SIGINT/SIGTERM."""
+    from varpulis.server import ServerConfig, run_server
+
+    if bool(args.tls_cert) != bool(args.tls_key):
+        given, missing = (
+            ("--tls-cert", "--tls-key") if args.tls_cert else ("--tls-key", "--tls-cert")
+        )
+        print(f"varpulis server: {given} requires {missing}", file=sys.stderr)
+        return EXIT_USAGE
+    _server_log_level(args)
+    # waitress logs every queue backlog at WARNING; keep it, but not its INFO chatter.
+    logging.getLogger("waitress").setLevel(max(logging.WARNING, logging.getLogger().level))
+    config = ServerConfig(
+        host=args.host,
+        port=args.port,
+        api_key=args.api_key or None,
+        metrics=args.metrics,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
+        state_dir=args.state_dir,
+        max_pipelines=args.max_pipelines,
+        max_output_events=args.max_output_events,
+        threads=args.threads,
+    )
+    return run_server(config)
+
+
+def _env_flag(value: str | bool | None) -> bool:
+    return str(value).lower() in ("1", "true", "yes", "on")
+
+
+def add_server_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Register ``varpulis server`` (the cluster flags are added by the cluster layer)."""
+    p = sub.add_parser("server", help="run a worker: pipelines behind a REST API")
+    p.add_argument(
+        "--host",
+        action=EnvDefault,
+        envvar="VARPULIS_HOST",
+        default="127.0.0.1",
+        help="address to listen on",
+    )
+    p.add_argument(
+        "--port",
+        "-p",
+        type=int,
+        action=EnvDefault,
+        envvar="VARPULIS_PORT",
+        default=9000,
+        help="TCP port; 0 picks a free one (the banner shows it)",
+    )
+    p.add_argument(
+        "--api-key",
+        action=EnvDefault,
+        envvar="VARPULIS_API_KEY",
+        help="require this x-api-key on /api/v1/* (default: API open)",
+    )
+    p.add_argument(
+        "--metrics",
+        action="store_const",
+        const=True,
+        default=_env_flag(os.environ.get("VARPULIS_METRICS")),
+        help="serve Prometheus text at GET /metrics [env: VARPULIS_METRICS]",
+    )
+    p.add_argument(
+        "--tls-cert",
+        action=EnvDefault,
+        envvar="VARPULIS_TLS_CERT",
+        help="PEM certificate chain: serve HTTPS (needs --tls-key)",
+    )
+    p.add_argument(
+        "--tls-key",
+        action=EnvDefault,
+        envvar="VARPULIS_TLS_KEY",
+        help="PEM private key for --tls-cert",
+    )
+    p.add_argument(
+        "--state-dir",
+        action=EnvDefault,
+        envvar="VARPULIS_STATE_DIR",
+        help="persist deployed pipelines here; redeployed with the same ids at start",
+    )
+    p.add_argument(
+        "--max-pipelines",
+        type=int,
+        action=EnvDefault,
+        envvar="VARPULIS_MAX_PIPELINES",
+        default=100,
+        help="deploys beyond this answer 429 pipeline_limit_reached",
+    )
+    p.add_argument(
+        "--max-output-events",
+        type=int,
+        action=EnvDefault,
+        envvar="VARPULIS_MAX_OUTPUT_EVENTS",
+        default=10_000,
+        help="output events one inject response carries (then truncated: true)",
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        action=EnvDefault,
+        envvar="VARPULIS_THREADS",
+        default=8,
+        help="HTTP worker threads",
+    )
+    p.add_argument(
+        "--log-level",
+        dest="server_log_level",
+        default=None,
+        choices=["debug", "info", "warning", "error"],
+        help="log verbosity (same as the global flag) [env: VARPULIS_LOG, RUST_LOG]",
+    )
+    p.set_defaults(func=cmd_server)
+    return p
+
+
 def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--flush-at-end",
@@ -203,6 +348,8 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--output", "-o", metavar="FILE.jsonl", help="write output events here")
     _add_run_options(sim)
     sim.set_defaults(func=cmd_simulate)
+
+    add_server_parser(sub)
     return parser
 
 

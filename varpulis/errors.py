@@ -14,8 +14,11 @@ from typing import Any, ClassVar
 __all__ = [
     "BadRequest",
     "EventSyntaxError",
+    "MethodNotAllowed",
     "NotFound",
     "PayloadTooLarge",
+    "PipelineLimitReached",
+    "PipelineNotFound",
     "Unauthorized",
     "VPLError",
     "VPLRuntimeError",
@@ -60,6 +63,31 @@ class PayloadTooLarge(VarpulisError):
     """A request body is over the size limit."""
 
     code, http_status = "payload_too_large", 413
+
+
+class MethodNotAllowed(VarpulisError):
+    """The path exists but not with this HTTP method."""
+
+    code, http_status = "method_not_allowed", 405
+
+
+class PipelineNotFound(NotFound):
+    """No pipeline with this id on this worker."""
+
+    code = "pipeline_not_found"
+
+    def __init__(self, pipeline_id: str) -> None:
+        super().__init__(f"pipeline not found: {pipeline_id!r}")
+
+
+class PipelineLimitReached(VarpulisError):
+    """The worker already runs ``--max-pipelines`` pipelines.
+
+    429, not 503: the worker is healthy and the condition is the caller's
+    load, which deleting a pipeline resolves (the original's quota answer).
+    """
+
+    code, http_status = "pipeline_limit_reached", 429
 
 
 def line_col(source: str, offset: int) -> tuple[int, int]:

@@ -1,0 +1,189 @@
+"""The worker's REST routes: a bottle app over a :class:`PipelineManager`.
+
+:func:`make_worker_app` registers ``/health``, ``/ready``, ``/openapi.json``,
+``/metrics`` (only when a Prometheus registry is given) and the
+``/api/v1/pipelines`` routes. Errors are raised as VarpulisError subclasses and
+turned into ``{"error", "code"}`` JSON by the one plugin of :mod:`varpulis.web`;
+``/api/v1/*`` needs ``x-api-key`` when a key is set, the root routes never do.
+Handlers keep no state of their own: they run on waitress's threads and all
+shared state lives in the manager. Inject is the hot path: no logging, no
+per-request allocation beyond the JSON bodies.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from bottle import Bottle, HTTPResponse, request
+
+from varpulis import __version__
+from varpulis.errors import BadRequest
+from varpulis.events import Event, event_from_json, to_api_json
+from varpulis.server.openapi import openapi_document
+from varpulis.server.pipelines import InjectResult, PipelineManager
+from varpulis.web import MIB, json_body, json_response, make_app
+
+__all__ = ["BATCH_MAX_BODY", "MAX_PAGE", "SINGLE_MAX_BODY", "make_worker_app"]
+
+logger = logging.getLogger(__name__)
+
+#: Body limits: 1 MiB for deploy/inject/reload, 16 MiB for a batch inject.
+SINGLE_MAX_BODY = MIB
+BATCH_MAX_BODY = 16 * MIB
+#: Largest ``limit`` of a pipeline list page.
+MAX_PAGE = 1000
+_DEFAULT_PAGE = 50
+_PIPELINE = "/api/v1/pipelines/<pipeline_id>"
+
+
+def _int_param(name: str, default: int, low: int, high: int) -> int:
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = None
+    if value is None or not low <= value <= high:
+        message = f"query parameter {name!r} must be an integer in [{low}, {high}], got {raw!r}"
+        raise BadRequest(message)
+    return value
+
+
+def _event(item: Any, now: int) -> Event:
+    """An Event from one decoded JSON event; the common shape skips the general checks.
+
+    ``{"event_type": str, "fields": dict}`` without any ``timestamp`` is by far
+    the common body; it is turned into an Event directly, reusing the decoded
+    dict (it belongs to this request). Every other shape, and every error,
+    goes through :func:`event_from_json`, so the result is the same.
+    """
+    if type(item) is dict:
+        event_type, fields = item.get("event_type"), item.get("fields")
+        if (type(event_type) is str and event_type and type(fields) is dict
+                and "timestamp" not in item and "timestamp" not in fields):  # fmt: skip
+            return Event(event_type, fields, now)
+    return event_from_json(item, now_ns=now)
+
+
+def _output_body(result: InjectResult, body: dict[str, Any]) -> dict[str, Any]:
+    body["output_events"] = [to_api_json(ev) for ev in result.outputs]
+    if result.truncated:
+        body["truncated"] = True
+    return body
+
+
+def _source_field(body: dict[str, Any]) -> str:
+    source = body.get("source")
+    if not isinstance(source, str):
+        message = f'"source" (a string of VPL) is required, got {source!r:.80}'
+        raise BadRequest(message)
+    return source
+
+
+def make_worker_app(
+    manager: PipelineManager,
+    *,
+    api_key: str | None = None,
+    metrics: Callable[[], tuple[bytes, str]] | None = None,
+    started: float | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    wall_ns: Callable[[], int] = time.time_ns,
+) -> Bottle:
+    """Build the worker app. *metrics* renders ``(body, content_type)`` for ``/metrics``."""
+    app = make_app(api_key)
+    started = clock() if started is None else started
+    inject, inject_batch = manager.inject, manager.inject_batch
+
+    @app.get("/health", auth=False)
+    def health() -> dict[str, Any]:
+        return {"status": "healthy", "role": "worker", "version": __version__,
+                "uptime_seconds": round(clock() - started, 3)}  # fmt: skip
+
+    @app.get("/ready", auth=False)
+    def ready() -> Any:
+        if manager.closed:
+            body = {"status": "not_ready", "reason": "shutting down"}
+            return json_response(body, 503)
+        return {"status": "ready", "pipelines_running": len(manager),
+                "max_pipelines": manager.max_pipelines}  # fmt: skip
+
+    @app.get("/openapi.json", auth=False)
+    def openapi() -> dict[str, Any]:
+        return openapi_document()
+
+    if metrics is not None:
+
+        @app.get("/metrics", auth=False)
+        def prometheus() -> HTTPResponse:
+            body, content_type = metrics()
+            return HTTPResponse(body, status=200, content_type=content_type)
+
+    @app.post("/api/v1/pipelines")
+    def deploy() -> HTTPResponse:
+        body = json_body()
+        pipeline = manager.deploy(body.get("name"), body.get("source"))  # type: ignore[arg-type]
+        out = {"id": pipeline.id, "name": pipeline.name, "status": pipeline.status}
+        warnings = getattr(pipeline.runtime, "warnings", None)
+        if warnings:
+            out["warnings"] = warnings
+        return json_response(out, 201)
+
+    @app.get("/api/v1/pipelines")
+    def list_pipelines() -> dict[str, Any]:
+        limit = _int_param("limit", _DEFAULT_PAGE, 1, MAX_PAGE)
+        offset = _int_param("offset", 0, 0, 2**31)
+        page, total = manager.page(limit, offset)
+        pagination = {"total": total, "limit": limit, "offset": offset,
+                      "has_more": offset + len(page) < total}  # fmt: skip
+        return {"pipelines": page, "total": total, "pagination": pagination}
+
+    @app.get(_PIPELINE)
+    def get_pipeline(pipeline_id: str) -> dict[str, Any]:
+        return manager.info(pipeline_id)
+
+    @app.delete(_PIPELINE)
+    def delete_pipeline(pipeline_id: str) -> dict[str, Any]:
+        manager.delete(pipeline_id)
+        return {"deleted": True}
+
+    @app.post(_PIPELINE + "/events")
+    def inject_one(pipeline_id: str) -> dict[str, Any]:
+        event = _event(json_body(), wall_ns())
+        return _output_body(inject(pipeline_id, event), {"accepted": True})
+
+    @app.post(_PIPELINE + "/events-batch", max_body=BATCH_MAX_BODY)
+    def inject_many(pipeline_id: str) -> dict[str, Any]:
+        manager.get(pipeline_id)  # 404 before decoding a large body
+        items = json_body().get("events")
+        if not isinstance(items, list):
+            message = f'"events" must be a list of events, got {type(items).__name__}'
+            raise BadRequest(message)
+        begin = time.perf_counter()
+        now = wall_ns()
+        events = []
+        append = events.append
+        for index, item in enumerate(items):
+            try:
+                append(_event(item, now))
+            except BadRequest as exc:
+                message = f"events[{index}]: {exc}"
+                raise BadRequest(message) from None
+        result = inject_batch(pipeline_id, events)
+        micros = int((time.perf_counter() - begin) * 1e6)
+        return _output_body(result, {"accepted": result.accepted, "processing_time_us": micros})
+
+    @app.get(_PIPELINE + "/metrics")
+    def pipeline_metrics(pipeline_id: str) -> dict[str, Any]:
+        return manager.metrics(pipeline_id)
+
+    @app.post(_PIPELINE + "/reload")
+    def reload(pipeline_id: str) -> dict[str, Any]:
+        source = _source_field(json_body())
+        manager.reload(pipeline_id, source)
+        return {"reloaded": True, "id": pipeline_id}
+
+    return app
