@@ -330,3 +330,43 @@ def test_time_window_closes_on_event_time_and_flush() -> None:
         out += engine.process(Event("M", {"v": v}, seconds * 10**9))
     assert [e.fields for e in out] == [{"n": 3, "total": 6.0}, {"n": 2, "total": 9.0}]
     assert [e.fields for e in engine.flush()] == [{"n": 1, "total": 6.0}]
+
+
+def test_sequence_through_the_engine() -> None:
+    src = """
+stream Paid = Order as o
+    -> Payment where order_id == o.id as p
+    .not(Cancel where order_id == o.id)
+    .emit(order: o.id, amount: p.amount)
+"""
+    got = run(src, ("Order", {"id": 1}), ("Order", {"id": 2}), ("Cancel", {"order_id": 1}),
+              ("Payment", {"order_id": 2, "amount": 50.0}),
+              ("Payment", {"order_id": 1, "amount": 10.0}))  # fmt: skip
+    assert got == [("Paid", {"order": 2, "amount": 50.0})]
+
+
+def test_kleene_sequence_reads_last_and_len() -> None:
+    src = """
+stream Burst = Start as s
+    -> all Tick where price > 100 as t
+    -> End as e
+    .emit(first: s.id, ticks: len(t), last_price: t.price, end: e.id)
+"""
+    got = run(src, ("Start", {"id": 1}), ("Tick", {"price": 90}), ("Tick", {"price": 101.5}),
+              ("Tick", {"price": 120}), ("End", {"id": 9}))  # fmt: skip
+    assert got == [("Burst", {"first": 1, "ticks": 2, "last_price": 120, "end": 9})]
+
+
+def test_named_pattern_through_the_engine() -> None:
+    src = """
+pattern Rising = SEQ(StockTick as a, StockTick+ where price > a.price as b, StockTick where price > b.price as c) within 60s partition by symbol
+stream RisingAlert = Rising .emit(symbol: a.symbol, start: a.price, peak: c.price)
+"""  # noqa: E501
+    ticks = [("StockTick", {"symbol": "X", "price": p}) for p in (10, 11, 12)]
+    assert run(src, *ticks) == [("RisingAlert", {"symbol": "X", "start": 10, "peak": 12})]
+
+
+def test_where_after_a_sequence_reads_captures() -> None:
+    src = "stream M = A as a -> B as b .where(a.id == b.id) .within(60s) .emit(id: a.id)"
+    got = run(src, ("A", {"id": 1}), ("A", {"id": 2}), ("B", {"id": 2}))
+    assert got == [("M", {"id": 2})]

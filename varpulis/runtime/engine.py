@@ -43,7 +43,6 @@ MAX_CHAIN_DEPTH = 10
 ALL_CONTEXTS = object()
 
 SinkFactory = Callable[[ConnectorConfig], Sink]
-_SEQUENCE_OPS = frozenset({"within", "partition_by"})
 
 
 class _Runner:
@@ -130,7 +129,10 @@ class Engine:
 
         spec = compile_sequence(splan.decl, self.scope, self.plan.patterns)
         matcher = SequenceMatcher(spec)
-        rest = [op for op in ops if op.name not in _SEQUENCE_OPS]
+        # the operations after the match read the captures: a.field, len(b)
+        aliases = {step.alias for step in spec.steps if step.alias}
+        env.scope = self.scope.with_aliases(aliases)
+        rest = list(spec.rest)
 
         def entry(ev: Event) -> list[tuple[list[Event], dict]]:
             return [([m.last], m.captures) for m in matcher.push(ev)]
