@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.compiler import load
+from tests.fixtures import MANDELBROT_FNS
 from varpulis.compiler.evalctx import EvalContext
 from varpulis.compiler.exprs import compile_expr
 from varpulis.compiler.functions import (
@@ -20,29 +21,7 @@ from varpulis.events import Event
 from varpulis.lang import parse
 from varpulis.lang.ast import Binary, FnDecl, Name, Param, Return
 
-MANDELBROT = """
-fn mandelbrot(cx: float, cy: float, max_iter: int) -> int:
-    var zr = 0.0
-    var zi = 0.0
-    var i = 0
-    while i < max_iter:
-        let r2 = zr * zr
-        let i2 = zi * zi
-        if r2 + i2 > 4.0:
-            return i
-        zi := 2.0 * zr * zi + cy
-        zr := r2 - i2 + cx
-        i := i + 1
-    return max_iter
-
-fn compute_tile(x_off: int, y_off: int, size: int, max_iter: int):
-    for px in 0..size:
-        for py in 0..size:
-            let cx = -2.0 + (x_off + px) * 3.0 / 1000.0
-            let cy = -1.5 + (y_off + py) * 3.0 / 1000.0
-            let iters = mandelbrot(cx, cy, max_iter)
-            emit Pixel(x: x_off + px, y: y_off + py, iterations: iters, diverged: iters < max_iter)
-"""
+MANDELBROT = MANDELBROT_FNS
 
 
 def mandelbrot_py(cx: float, cy: float, max_iter: int) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.fixtures import MANDELBROT_FNS
 from varpulis.events import Event
 from varpulis.runtime.engine import Engine
 
@@ -140,32 +141,13 @@ stream W = Go .emit(v: spin(k))
     assert engine.metrics()["streams"]["W"]["errors"] == 1
 
 
-MANDEL = """
-fn mandelbrot(cx: float, cy: float, max_iter: int) -> int:
-    var zr = 0.0
-    var zi = 0.0
-    var i = 0
-    while i < max_iter:
-        let r2 = zr * zr
-        let i2 = zi * zi
-        if r2 + i2 > 4.0:
-            return i
-        zi := 2.0 * zr * zi + cy
-        zr := r2 - i2 + cx
-        i := i + 1
-    return max_iter
-
-fn compute_tile(x_off: int, y_off: int, size: int, max_iter: int):
-    for px in 0..size:
-        for py in 0..size:
-            let cx = -2.0 + (x_off + px) * 3.0 / 1000.0
-            let cy = -1.5 + (y_off + py) * 3.0 / 1000.0
-            let iters = mandelbrot(cx, cy, max_iter)
-            emit Pixel(x: x_off + px, y: y_off + py, iterations: iters, diverged: iters < max_iter)
-
+MANDEL = (
+    MANDELBROT_FNS
+    + """
 stream Tile00 = ComputeTile00 .process(compute_tile(77, 497, 2, 50))
 stream Tile01 = ComputeTile01 .process(compute_tile(500, 500, 2, 256))
 """
+)
 
 
 def test_mandelbrot_pixels() -> None:
