@@ -1,26 +1,21 @@
 """Event files: the original Varpulis ``.evt`` format and JSON Lines.
 
 One event per line: ``Type { field: value, ... }``, ``Type(v1, v2)`` (fields
-``field_0``, ``field_1``, ...) or a JSON object (``{"event_type": T, "data"|
-"fields": {...}}`` or flat, see :func:`varpulis.events.event_from_json`).
-Blank lines and lines starting with ``#`` or ``//`` are skipped; a ``# ...``
-or ``// ...`` comment may also follow an event. Values: ``true``/``false``,
-``null``/``nil``, ``"..."`` or ``'...'`` strings (escapes ``\\n \\t \\" \\'
-\\\\`` are processed, any other backslash is kept), ints, floats (``1.5``,
-``-2``, ``1e3``), ``[...]`` arrays, ``{k: v}`` maps, and bare words, which
-are strings (``active``, ``2024-01-01T00:00:05Z``; ``inf``/``nan`` too).
-Pacing: ``BATCH <delay>`` makes the following events due ``<delay>`` after
-the start of the file (absolute, not cumulative: the original's player);
-an ``@<delay> `` prefix sets the due time of its own line only. A delay is
-an integer or decimal with a unit ``ns us ms s m h d``, bare = ms. Each
-event comes back as a :class:`TimedEvent` in file order (a paced player
-delivers them stable-sorted by offset). Event time (our decision, the
-original uses the epoch): the event's ``timestamp`` field when present (RFC
-3339 or epoch ms, kept as a field), else ``base_ns + offset_ns``, so time
-windows work on files. A malformed line raises
-:class:`~varpulis.errors.EventSyntaxError` with the file, 1-based line and
-column and a caret snippet. Parsing is single-threaded per call and pauses
-the cyclic garbage collector while it runs (it creates no cycles).
+``field_0``, ...) or a JSON object (see :func:`varpulis.events.event_from_json`).
+``#``/``//`` comment lines and blank lines are skipped; a comment may follow an
+event. Values: ``true false null nil``, ``"..."``/``'...'`` strings (escapes
+``\\n \\t \\" \\' \\\\`` processed, other backslashes kept), ints, floats,
+``[...]``, ``{k: v}``, and bare words as strings (``active``, ``inf``). Pacing:
+``BATCH <delay>`` makes the following events due ``<delay>`` after the start of
+the file (absolute, as the original's player); an ``@<delay>`` prefix sets its
+own line's. Delays: a number with a unit ``ns us ms s m h d``, bare = ms.
+Events come back as :class:`TimedEvent` in file order (a paced player sorts
+them stably by offset). Event time (our decision; the original uses the
+epoch): the ``timestamp`` field when present (RFC 3339 or epoch ms, kept as a
+field), else ``base_ns + offset_ns``, so time windows work on files. A bad
+line raises :class:`~varpulis.errors.EventSyntaxError` (file, 1-based line and
+column, caret snippet). A call parses on one thread and pauses the cyclic
+garbage collector meanwhile (parsing creates no cycles).
 """
 
 from __future__ import annotations
@@ -68,15 +63,18 @@ _FLOATING = "0123456789.eE+- \t"
 _MAX_DEPTH = 64
 _MEMO_LIMIT = 32_768
 _BLOCK_CHARS = 1 << 20
+_BATCH_LINES = 1024
+# Lines with these go line by line: escapes, comments, pacing, blank lines, arrays.
+_NOT_BULK = ("\\", "#", "@", "BATCH", "\n\n", "[", "]")
+_TO_JSON = ((" { ", '",{"'), (", ", ',"'), (": ", '":'), (" }\n", '},"'))
 _new_tuple = tuple.__new__
 
 
-def _reject_constant(name: str) -> Any:
+def _reject_constant(name: str) -> Any:  # NaN, Infinity: Python's JSON extensions
     message = f"{name} is not valid JSON"
     raise ValueError(message)
 
 
-# NaN/Infinity are Python extensions to JSON; the original rejects them, so do we.
 _JSON = json.JSONDecoder(parse_constant=_reject_constant)
 
 
@@ -85,11 +83,7 @@ class _Slow(Exception):
 
 
 class _LineError(Exception):
-    """A malformed line: *message* at 0-based *column* of the raw line."""
-
-    def __init__(self, message: str, column: int) -> None:
-        super().__init__(message)
-        self.message, self.column = message, column
+    """A malformed line: ``args`` are the message and the 0-based column in the raw line."""
 
 
 def _word_value(word: str) -> Any:
@@ -115,15 +109,15 @@ def _unescape(text: str) -> str:
 
 def _duration_ns(text: str) -> int | None:
     """Return the delay *text* (``5s``, ``100``, ``1.5m``) in ns, None if malformed."""
+    digits = text.rstrip("nsumhd")
+    if digits.isdigit() and digits.isascii() and text[len(digits) :] in _UNITS_NS:
+        return int(digits) * _UNITS_NS[text[len(digits) :]]
     match = _DURATION.fullmatch(text)
     if match is None:
         return None
     whole, fraction, unit = match.groups()
     scale = _UNITS_NS[unit or ""]
-    nanos = int(whole) * scale
-    if fraction:
-        nanos += int(fraction) * scale // 10 ** len(fraction)
-    return nanos
+    return int(whole) * scale + (int(fraction) * scale // 10 ** len(fraction) if fraction else 0)
 
 
 def _remember(memo: dict[str, Any], key: str, value: Any) -> None:
@@ -147,35 +141,29 @@ class _Names(dict):  # type: ignore[type-arg]
         return name
 
 
-class _Scalars(dict):  # type: ignore[type-arg]
-    """Raw token -> string, int, bool, None or bare word, as the careful parser reads it."""
-
-    def __missing__(self, text: str) -> Any:
-        word = text.strip()
-        if not word:
-            raise _Slow
-        value: Any
-        if word[0] == '"':
-            if len(word) < 2 or word[-1] != '"' or word.count('"') != 2 or "\\" in word:
-                raise _Slow  # escapes, commas or braces inside: the careful parser
-            value = word[1:-1]
-        elif _BARE.fullmatch(word) is None:
-            raise _Slow
-        else:
-            value = _word_value(word)
-        _remember(self, text, value)
-        return value
+def _scalar(text: str) -> Any:
+    """Read a scalar token as the careful parser would; raise _Slow for anything else."""
+    word = text.strip()
+    if not word:
+        raise _Slow
+    if word[0] == '"':
+        if len(word) < 2 or word[-1] != '"' or word.count('"') != 2 or "\\" in word:
+            raise _Slow  # escapes, commas or braces inside: the careful parser
+        return word[1:-1]
+    if _BARE.fullmatch(word) is None:
+        raise _Slow
+    return _word_value(word)
 
 
 class _Pairs(dict):  # type: ignore[type-arg]
     """Raw ``key: scalar`` text -> (field, value); ``dict(map(pairs.__getitem__, ...))``
     builds a flat event's fields in C when every pair was seen before."""
 
-    __slots__ = ("names", "scalars")
+    __slots__ = ("names",)
 
-    def __init__(self, names: _Names, scalars: _Scalars) -> None:
+    def __init__(self, names: _Names) -> None:
         super().__init__()
-        self.names, self.scalars = names, scalars
+        self.names = names
 
     def __missing__(self, part: str) -> tuple[str, Any]:
         text, colon, token = part.partition(":")
@@ -185,14 +173,71 @@ class _Pairs(dict):  # type: ignore[type-arg]
         try:
             value = float(token)
         except ValueError:
-            value = self.scalars[token]
+            value = _scalar(token)
         else:  # float() also takes inf, nan, 1_0 and non-ASCII digits: those are words
             if ("." in token or "e" in token or "E" in token) and not token.strip(_FLOATING):
                 return key, value  # readings rarely repeat: not worth a memo slot
-            value = self.scalars[token]
+            value = _scalar(token)
         pair = key, value
         _remember(self, part, pair)
         return pair
+
+
+def _event_time(fields: dict[str, Any], now: int) -> int:
+    return parse_timestamp(fields["timestamp"]) if "timestamp" in fields else now
+
+
+def _paced(block: list[str]) -> list[int] | None:
+    """Split ``@<delay> `` prefixes off *block* in place; their offsets, or None if any fails."""
+    heads, _, texts = zip(*[line.partition(" ") for line in block], strict=True)
+    delays = {head: _duration_ns(head[1:]) if head[:1] == "@" else None for head in set(heads)}
+    if None in delays.values():
+        return None
+    block[:] = texts
+    return list(map(delays.__getitem__, heads))
+
+
+def _bulk(texts: list[str], names: _Names) -> tuple[Any, Any, bool] | None:
+    """Convert canonical ``Type { k: v, ..., k: v }`` lines at once through JSON, or None.
+
+    Canonical: single spaces exactly so, scalar values spelt as JSON, no backslash.
+    The separators `` { ``, ``, ``, ``: `` and `` }`` become JSON punctuation by plain
+    replacement. One inside a string would be replaced too and cut the string: the
+    JSON then fails to decode or the separator counts disagree with the decoded
+    pairs, so a batch that passes reads exactly as the careful parser reads it (a
+    property test checks this). Returns (types, fields dicts, any ``timestamp``?).
+    """
+    count = len(texts)
+    text = "\n".join(texts)
+    if (
+        any(mark in text for mark in _NOT_BULK)
+        or not text.endswith(" }")
+        or text.count("{") != count
+        or text.count("}") != count
+        or text.count(" { ") != count
+    ):
+        return None
+    json_text = text[:-2]
+    for separator, punctuation in _TO_JSON:
+        json_text = json_text.replace(separator, punctuation)
+    try:
+        items = _JSON.decode('["' + json_text + "}]")  # [type, fields, type, fields, ...]
+        types, dicts = items[0::2], items[1::2]
+        pairs = sum(map(len, dicts))
+        if (
+            len(items) != 2 * count
+            or set(map(type, dicts)) != {dict}
+            or min(map(len, dicts)) == 0
+            or text.count(": ") != pairs
+            or text.count(", ") != pairs - count
+        ):
+            return None
+        keys = set().union(*dicts)
+        if any(type(name) is not str or names[name] != name for name in {*types, *keys}):
+            return None
+    except (ValueError, TypeError, _Slow):
+        return None
+    return types, dicts, "timestamp" in keys
 
 
 class _Parser:
@@ -202,107 +247,95 @@ class _Parser:
         self.filename, self.base_ns, self.jsonl = filename, base_ns, jsonl
         self.batch_ns = 0
         self.names = _Names()
-        self.pairs = _Pairs(self.names, _Scalars())
-        self.delays: dict[str, int] = {}
-
-    # ------------------------------------------------------------------ driving
+        self.pairs = _Pairs(self.names)
 
     def feed(self, lines: list[str], line0: int) -> list[TimedEvent]:
         """Parse *lines* (no newlines), the first being 0-based line *line0* of the file."""
-        if self.jsonl:
-            return self._feed_jsonl(lines, line0)
         out: list[TimedEvent] = []
-        append = out.append
-        base, batch = self.base_ns, self.batch_ns
-        delays, name_of, pair_of = self.delays, self.names.__getitem__, self.pairs.__getitem__
-        scan, new_timed = _JSON.scan_once, _new_tuple
-        for index, raw in enumerate(lines):
-            line = raw.strip()
+        end = len(lines)
+        while end and not lines[end - 1]:  # what follows the final newline
+            end -= 1
+        for start in range(0, end, _BATCH_LINES):
+            stop = min(start + _BATCH_LINES, end)
+            block = lines[start:stop]
+            offsets = _paced(block) if block[0][:1] == "@" else [self.batch_ns] * len(block)
+            converted = None if self.jsonl or offsets is None else _bulk(block, self.names)
+            if converted is not None:
+                base, (types, dicts, timed) = self.base_ns, converted
+                try:
+                    whens = [
+                        _event_time(d, base + o) if timed else base + o
+                        for d, o in zip(dicts, offsets, strict=True)
+                    ]
+                except BadRequest:
+                    pass  # line by line, to name the line
+                else:
+                    new, items = _new_tuple, zip(offsets, types, dicts, whens, strict=True)
+                    out += [new(TimedEvent, (o, Event(t, f, w))) for o, t, f, w in items]
+                    continue
+            self._feed_lines(lines, start, stop, line0, out)
+        return out
+
+    def _feed_lines(
+        self, lines: list[str], start: int, stop: int, line0: int, out: list[TimedEvent]
+    ) -> None:
+        append, base, batch = out.append, self.base_ns, self.batch_ns
+        scan, new_timed, flat, jsonl = _JSON.scan_once, _new_tuple, self._flat, self.jsonl
+        for index in range(start, stop):
+            line = lines[index].strip()
             if not line:
                 continue
             head = line[0]
             offset = batch
-            if head in "#/@{B":
-                if head == "#" or line.startswith("//"):
-                    continue
-                if head == "B" and line.startswith("BATCH"):
-                    self._careful_at(lines, index, line0, append)
-                    batch = self.batch_ns
-                    continue
-                if head == "@":
-                    token, _, line = line.partition(" ")
-                    delay = delays.get(token)
-                    if delay is None:
-                        delay = _duration_ns(token[1:])
-                        if delay is not None:
-                            _remember(delays, token, delay)
-                    line = line.lstrip()
-                    if delay is None or not line:
-                        self._careful_at(lines, index, line0, append)
+            try:
+                if jsonl and head != "{":
+                    raise _Slow
+                if head in "#/@{B":
+                    if head == "#" or line.startswith("//"):
                         continue
-                    offset, head = delay, line[0]
-                if head == "{":
-                    try:
+                    if head == "B" and line.startswith("BATCH"):
+                        raise _Slow
+                    if head == "@":
+                        token, _, line = line.partition(" ")
+                        delay = _duration_ns(token[1:])
+                        if delay is None:
+                            raise _Slow
+                        offset, line = delay, line.lstrip()
+                    if line[:1] == "{":
                         obj, end = scan(line, 0)
                         if end != len(line):
                             raise _Slow
                         event = event_from_json(obj, now_ns=base + offset)
-                    except (_Slow, ValueError, StopIteration, BadRequest):
-                        self._careful_at(lines, index, line0, append)
+                        append(new_timed(TimedEvent, (offset, event)))
                         continue
-                    append(new_timed(TimedEvent, (offset, event)))
-                    continue
-            try:  # the common flat `Type { k: v, ... }` line with scalar values
-                if line[-1] != "}":
-                    raise _Slow
-                name, _, body = line[:-1].partition("{")
-                fields = dict(map(pair_of, body.split(",")))
-                event_type = name_of(name)
-                if "timestamp" in fields:
-                    try:
-                        when = parse_timestamp(fields["timestamp"])
-                    except BadRequest:
-                        raise _Slow from None
-                else:
-                    when = base + offset
-                append(new_timed(TimedEvent, (offset, Event(event_type, fields, when))))
-            except _Slow:
-                self._careful_at(lines, index, line0, append)
-        return out
-
-    def _feed_jsonl(self, lines: list[str], line0: int) -> list[TimedEvent]:
-        out: list[TimedEvent] = []
-        append, scan, base = out.append, _JSON.scan_once, self.base_ns
-        for index, raw in enumerate(lines):
-            line = raw.strip()
-            if not line:
-                continue
-            try:
-                obj, end = scan(line, 0)
-                if end != len(line):
-                    raise _Slow
-                append(_new_tuple(TimedEvent, (0, event_from_json(obj, now_ns=base))))
+                append(flat(line, offset, base + offset))
             except (_Slow, ValueError, StopIteration, BadRequest):
-                self._careful_at(lines, index, line0, append)
-        return out
+                timed = self._careful_at(lines, index, line0)
+                batch = self.batch_ns
+                if timed is not None:
+                    append(timed)
 
-    def _careful_at(self, lines: list[str], index: int, line0: int, append: Any) -> None:
+    def _flat(self, line: str, offset: int, when: int) -> TimedEvent:
+        """Parse a flat ``Type { k: v, ... }`` line of scalars; raise _Slow for others."""
+        if line[-1:] != "}":
+            raise _Slow
+        name, _, body = line[:-1].partition("{")
+        fields = dict(map(self.pairs.__getitem__, body.split(",")))
+        event_type = self.names[name]
+        when = _event_time(fields, when)  # a BadRequest sends the line to _careful
+        return _new_tuple(TimedEvent, (offset, Event(event_type, fields, when)))
+
+    def _careful_at(self, lines: list[str], index: int, line0: int) -> TimedEvent | None:
         """Parse ``lines[index]`` with the careful parser; raise EventSyntaxError if bad."""
         try:
-            timed = self._careful(lines[index])
+            return self._careful(lines[index])
         except _LineError as exc:
+            message, column = exc.args
             start = line0 + sum(len(line) + 1 for line in lines[:index])
             source = "\n" * line0 + "\n".join(lines)
             raise EventSyntaxError(
-                exc.message,
-                source=source,
-                offset=start + exc.column,
-                filename=self.filename,
+                message, source=source, offset=start + column, filename=self.filename
             ) from None
-        if timed is not None:
-            append(timed)
-
-    # ---------------------------------------------------------------- careful parser
 
     def _careful(self, raw: str) -> TimedEvent | None:
         """Parse one raw line completely; raise _LineError at the first problem."""
@@ -310,11 +343,9 @@ class _Parser:
         pos = _WS.match(line).end()
         if pos == len(line):
             return None
-        if self.jsonl:
-            if line[pos] != "{":
-                message = "expected a JSON object (this is a JSON Lines file)"
-                raise _LineError(message, pos)
-            return TimedEvent(0, self._json_event(line, pos, self.base_ns))
+        if self.jsonl and line[pos] != "{":
+            message = "expected a JSON object (this is a JSON Lines file)"
+            raise _LineError(message, pos)
         if _is_comment(line, pos):
             return None
         if _BATCH.match(line, pos):
@@ -339,13 +370,10 @@ class _Parser:
         if line[pos] == "{":
             return TimedEvent(offset, self._json_event(line, pos, now))
         event_type, fields = self._evt_event(line, pos)
-        when = now
-        if "timestamp" in fields:
-            try:
-                when = parse_timestamp(fields["timestamp"])
-            except BadRequest as exc:
-                raise _LineError(str(exc), pos) from None
-        return TimedEvent(offset, Event(event_type, fields, when))
+        try:
+            return TimedEvent(offset, Event(event_type, fields, _event_time(fields, now)))
+        except BadRequest as exc:
+            raise _LineError(str(exc), pos) from None
 
     def _batch(self, line: str, pos: int) -> int:
         words = line[pos:].split(None, 2)
@@ -362,12 +390,9 @@ class _Parser:
     def _json_event(self, line: str, pos: int, now: int) -> Event:
         try:
             obj = _JSON.decode(line[pos:])
-        except json.JSONDecodeError as exc:
-            message = f"invalid JSON: {exc.msg}"
-            raise _LineError(message, pos + exc.pos) from None
-        except ValueError as exc:
-            message = f"invalid JSON: {exc}"
-            raise _LineError(message, pos) from None
+        except ValueError as exc:  # a JSONDecodeError, or NaN/Infinity
+            message = f"invalid JSON: {getattr(exc, 'msg', exc)}"
+            raise _LineError(message, pos + getattr(exc, "pos", 0)) from None
         try:
             return event_from_json(obj, now_ns=now)
         except BadRequest as exc:
@@ -385,9 +410,9 @@ class _Parser:
         pos = _WS.match(line, match.end()).end()
         opener = line[pos : pos + 1]
         if opener == "{":
-            fields, pos = self._map(line, pos, 0)
+            fields, pos = self._items(line, pos, "}", 0)
         elif opener == "(":
-            items, pos = self._sequence(line, pos, ")", 0)
+            items, pos = self._items(line, pos, ")", 0)
             fields = {f"field_{i}": value for i, value in enumerate(items)}
         else:
             message = f"expected '{{' or '(' after the event type {event_type!r}"
@@ -400,50 +425,35 @@ class _Parser:
             raise _LineError(message, pos)
         return event_type, fields
 
-    def _map(self, line: str, start: int, depth: int) -> tuple[dict[str, Any], int]:
-        """Parse ``{k: v, ...}`` opening at *start*; return it and the index after ``}``."""
-        fields: dict[str, Any] = {}
-        pos = start + 1
-        while True:
-            pos = _WS.match(line, pos).end()
-            if pos == len(line):
-                message = "'{' is never closed"
-                raise _LineError(message, start)
-            if line[pos] == "}":
-                return fields, pos + 1
-            key, pos = self._key(line, pos)
-            pos = _WS.match(line, pos).end()
-            if not line.startswith(":", pos):
-                message = f"expected ':' after the field name {key!r}"
-                raise _LineError(message, pos)
-            fields[key], pos = self._value(line, _WS.match(line, pos + 1).end(), depth)
-            pos = self._after_item(line, _WS.match(line, pos).end(), "}", start)
+    def _items(self, line: str, start: int, closer: str, depth: int) -> tuple[Any, int]:
+        """Parse ``{k: v, ...}`` (a dict), ``[v, ...]`` or ``(v, ...)`` opening at *start*.
 
-    def _sequence(self, line: str, start: int, closer: str, depth: int) -> tuple[list[Any], int]:
-        """Parse ``(v, ...)`` or ``[v, ...]`` opening at *start*."""
-        items: list[Any] = []
-        pos = start + 1
-        while True:
-            pos = _WS.match(line, pos).end()
+        Returns it and the index after *closer*; a trailing comma is allowed.
+        """
+        keyed = closer == "}"
+        items: Any = {} if keyed else []
+        pos = _WS.match(line, start + 1).end()
+        while pos == len(line) or line[pos] != closer:
             if pos == len(line):
                 message = f"{line[start]!r} is never closed"
                 raise _LineError(message, start)
-            if line[pos] == closer:
-                return items, pos + 1
-            value, pos = self._value(line, pos, depth)
-            items.append(value)
-            pos = self._after_item(line, _WS.match(line, pos).end(), closer, start)
-
-    def _after_item(self, line: str, pos: int, closer: str, start: int) -> int:
-        if pos == len(line):
-            message = f"{line[start]!r} is never closed"
-            raise _LineError(message, start)
-        if line[pos] == ",":
-            return pos + 1
-        if line[pos] == closer:
-            return pos  # the caller's loop sees the closer
-        message = f"expected ',' or {closer!r}, found {line[pos]!r}"
-        raise _LineError(message, pos)
+            if keyed:
+                key, pos = self._key(line, pos)
+                pos = _WS.match(line, pos).end()
+                if not line.startswith(":", pos):
+                    message = f"expected ':' after the field name {key!r}"
+                    raise _LineError(message, pos)
+                items[key], pos = self._value(line, _WS.match(line, pos + 1).end(), depth)
+            else:
+                value, pos = self._value(line, pos, depth)
+                items.append(value)
+            pos = _WS.match(line, pos).end()
+            if line.startswith(",", pos):
+                pos = _WS.match(line, pos + 1).end()
+            elif pos < len(line) and line[pos] != closer:
+                message = f"expected ',' or {closer!r}, found {line[pos]!r}"
+                raise _LineError(message, pos)
+        return items, pos + 1
 
     def _key(self, line: str, pos: int) -> tuple[str, int]:
         match = _NAME.match(line, pos)
@@ -469,9 +479,7 @@ class _Parser:
             if depth >= _MAX_DEPTH:
                 message = f"values nested more than {_MAX_DEPTH} deep"
                 raise _LineError(message, pos)
-            if head == "[":
-                return self._sequence(line, pos, "]", depth + 1)
-            return self._map(line, pos, depth + 1)
+            return self._items(line, pos, "]" if head == "[" else "}", depth + 1)
         match = _BARE.match(line, pos)
         if match is None:
             found = f"found {head!r}" if head else "found the end of the line"
@@ -500,8 +508,7 @@ def parse_evt(text: str, *, filename: str | None = None, base_ns: int = 0) -> li
     time of offset 0 (ns since the epoch; 0 = the epoch, deterministic).
     Raises :class:`~varpulis.errors.EventSyntaxError` at the first bad line.
     """
-    with _collector_paused():
-        return _Parser(filename=filename, base_ns=base_ns, jsonl=False).feed(text.split("\n"), 0)
+    return _parse(text, filename, base_ns, jsonl=False)
 
 
 def parse_jsonl(text: str, *, filename: str | None = None, base_ns: int = 0) -> list[TimedEvent]:
@@ -510,8 +517,12 @@ def parse_jsonl(text: str, *, filename: str | None = None, base_ns: int = 0) -> 
     Event time: the event's timestamp (see
     :func:`~varpulis.events.event_from_json`), else *base_ns*.
     """
+    return _parse(text, filename, base_ns, jsonl=True)
+
+
+def _parse(text: str, filename: str | None, base_ns: int, *, jsonl: bool) -> list[TimedEvent]:
     with _collector_paused():
-        return _Parser(filename=filename, base_ns=base_ns, jsonl=True).feed(text.split("\n"), 0)
+        return _Parser(filename=filename, base_ns=base_ns, jsonl=jsonl).feed(text.split("\n"), 0)
 
 
 def _is_jsonl(name: str, format: str | None) -> bool:
@@ -533,12 +544,9 @@ def read_event_file(
     UTF-8. Raises OSError if unreadable, EventSyntaxError if malformed.
     """
     name = os.fspath(path)
-    if name == "-":
-        text, filename = sys.stdin.read(), "<stdin>"
-    else:
-        text, filename = Path(name).read_text(encoding="utf-8"), name
-    parse = parse_jsonl if _is_jsonl(name, format) else parse_evt
-    return parse(text, filename=filename, base_ns=base_ns)
+    jsonl = _is_jsonl(name, format)
+    text = sys.stdin.read() if name == "-" else Path(name).read_text(encoding="utf-8")
+    return _parse(text, "<stdin>" if name == "-" else name, base_ns, jsonl=jsonl)
 
 
 def iter_events(
@@ -555,12 +563,10 @@ def iter_events(
     the file is opened on the first ``next()`` and closed when the iterator
     is exhausted or closed. Errors surface when their line is reached.
     """
-    if isinstance(source, (str, os.PathLike)):
-        name = os.fspath(source)
-        filename = "<stdin>" if name == "-" else name
-    else:
-        name = filename = getattr(source, "name", None) or "<stream>"
-    parser = _Parser(filename=filename, base_ns=base_ns, jsonl=_is_jsonl(str(name), format))
+    path = isinstance(source, (str, os.PathLike))
+    name = os.fspath(source) if path else getattr(source, "name", None)  # type: ignore[arg-type]
+    filename = "<stdin>" if name == "-" else str(name or "<stream>")
+    parser = _Parser(filename=filename, base_ns=base_ns, jsonl=_is_jsonl(filename, format))
     return _iterate(parser, source, block_chars)
 
 
