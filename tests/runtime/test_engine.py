@@ -352,3 +352,16 @@ def test_where_after_a_sequence_reads_captures() -> None:
     src = "stream M = A as a -> B as b .where(a.id == b.id) .within(60s) .emit(id: a.id)"
     got = run(src, ("A", {"id": 1}), ("A", {"id": 2}), ("B", {"id": 2}))
     assert got == [("M", {"id": 2})]
+
+
+def test_watermark_and_allowed_lateness() -> None:
+    src = "stream W = S .watermark(out_of_order: 5s) .allowed_lateness(10s) .emit(v: v)"
+    engine = Engine(src)
+    got = []
+    for seconds, v in ((100, 1), (90, 2), (80, 3), (101, 4)):
+        got += [e.fields["v"] for e in engine.process(Event("S", {"v": v}, seconds * 10**9))]
+    assert got == [1, 2, 4]
+    assert engine.metrics()["late_dropped"] == 1
+    no_lateness = Engine("stream W = S .watermark(out_of_order: 5s) .emit(v: v)")
+    for seconds in (100, 10):
+        assert no_lateness.process(Event("S", {"v": seconds}, seconds * 10**9))

@@ -31,6 +31,7 @@ from varpulis.errors import VPLRuntimeError
 from varpulis.events import Event
 from varpulis.lang import ast
 from varpulis.runtime.joins import JoinBuffer
+from varpulis.runtime.lateness import LatenessTracker
 from varpulis.runtime.operators import Stage, StreamEnv, compile_stages, single_event_path
 
 __all__ = ["ALL_CONTEXTS", "Engine", "MAX_CHAIN_DEPTH", "SinkFactory"]
@@ -102,6 +103,7 @@ class Engine:
         streams = plan.streams if context is ALL_CONTEXTS else plan.streams_in(context)  # type: ignore[arg-type]
         self.routes: dict[str, list[_Runner]] = {}
         self.runners = [self._compile(s) for s in streams]
+        self.lateness = LatenessTracker(streams)
         for runner in self.runners:
             runner.forward = runner.name in self.routes
 
@@ -187,6 +189,8 @@ class Engine:
     def process(self, event: Event) -> list[Event]:
         """Run one input event to completion; return the output events in order."""
         self.events_in += 1
+        if self.lateness.enabled and not self.lateness.admit(event.event_type, event.timestamp):
+            return []
         outputs: list[Event] = []
         queue: deque[tuple[Event, int]] | None = None
         ev, depth = event, 0
@@ -275,6 +279,7 @@ class Engine:
             "events_in": self.events_in,
             "events_out": self.events_out,
             "errors": sum(r.errors for r in self.runners),
+            "late_dropped": self.lateness.dropped,
             "streams": {
                 r.name: {"events_in": r.events_in, "events_out": r.events_out, "errors": r.errors}
                 for r in self.runners
