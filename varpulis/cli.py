@@ -295,6 +295,43 @@ def add_server_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParse
     return p
 
 
+def cmd_broker(args: argparse.Namespace) -> int:
+    """Run an MQTT broker (mosquitto, else embedded amqtt) until SIGINT/SIGTERM."""
+    import signal
+    import threading
+
+    from varpulis.connectors.broker import start_broker
+
+    handle = start_broker(args.kind, host=args.host, port=args.port)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    print(f"varpulis broker ({handle.kind}) listening on {handle.url}", flush=True)
+    try:
+        while not stop.wait(0.5):
+            if not handle.running:
+                print(f"broker exited; output:\n{handle.output()}", file=sys.stderr)
+                return EXIT_ERROR
+    finally:
+        handle.stop()
+    return EXIT_OK
+
+
+def add_broker_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Register ``varpulis broker``."""
+    p = sub.add_parser("broker", help="run an MQTT broker (mosquitto if installed, else embedded)")
+    p.add_argument("--host", action=EnvDefault, envvar="VARPULIS_BROKER_HOST",
+                   default="127.0.0.1", help="address to listen on")  # fmt: skip
+    p.add_argument("--port", type=int, action=EnvDefault, envvar="VARPULIS_BROKER_PORT",
+                   default=1883,
+                   help="TCP port; 0 picks a free one (the banner shows it)")  # fmt: skip
+    p.add_argument("--kind", action=EnvDefault, envvar="VARPULIS_BROKER_KIND", default="auto",
+                   choices=["auto", "mosquitto", "embedded"],
+                   help="auto: mosquitto if installed, else the embedded amqtt broker")  # fmt: skip
+    p.set_defaults(func=cmd_broker)
+    return p
+
+
 def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--flush-at-end",
@@ -350,6 +387,7 @@ def build_parser() -> argparse.ArgumentParser:
     sim.set_defaults(func=cmd_simulate)
 
     add_server_parser(sub)
+    add_broker_parser(sub)
     return parser
 
 

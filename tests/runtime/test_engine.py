@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from tests.fixtures import MANDELBROT_FNS
@@ -365,3 +367,45 @@ def test_watermark_and_allowed_lateness() -> None:
     no_lateness = Engine("stream W = S .watermark(out_of_order: 5s) .emit(v: v)")
     for seconds in (100, 10):
         assert no_lateness.process(Event("S", {"v": seconds}, seconds * 10**9))
+
+
+def test_print_log_tap_pass_events_through(
+    capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    src = (
+        'stream S = A .print("temp", t, missing) .log(level: "warn", message: "seen", data: t)'
+        " .tap(t) .emit(t: t)"
+    )
+    caplog.set_level("DEBUG", logger="varpulis.runtime")
+    assert run(src, ("A", {"t": 100.0})) == [("S", {"t": 100.0})]
+    assert capsys.readouterr().out == "[PRINT] temp 100 null\n"
+    messages = [(r.levelname, r.getMessage()) for r in caplog.records]
+    assert ("WARNING", "[S] seen 100.0") in messages
+    assert ("DEBUG", "[S] tap [100.0]") in messages
+
+
+def test_to_file_and_console_sinks(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    target = tmp_path / "alerts.jsonl"
+    src = f"""
+connector Out = file (path: "{target}")
+connector Screen = console ()
+stream Hot = Reading
+    .where(t > 30)
+    .to(Out)
+    .emit(sensor: id, t: t, timestamp: "x")
+    .to(Out)
+    .to(Screen)
+"""
+    engine = Engine(src)
+    out = engine.process(Event("Reading", {"id": "a", "t": 35}, 1_704_067_205 * 10**9))
+    assert [(e.event_type, e.fields) for e in out] == [
+        ("Hot", {"sensor": "a", "t": 35, "timestamp": "x"})
+    ]
+    engine.close()
+    assert target.read_text().splitlines() == [
+        '{"event_type":"Reading","timestamp":"2024-01-01T00:00:05Z","id":"a","t":35}',
+        '{"event_type":"Hot","timestamp":"2024-01-01T00:00:05Z","sensor":"a","t":35}',
+    ]
+    assert capsys.readouterr().out.splitlines() == [
+        '{"event_type":"Hot","timestamp":"2024-01-01T00:00:05Z","sensor":"a","t":35}'
+    ]

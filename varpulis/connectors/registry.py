@@ -16,7 +16,12 @@ from varpulis.errors import VarpulisError
 __all__ = ["SINKS", "UnknownConnector", "make_sink", "register_sink"]
 
 SINKS: dict[str, type[Sink]] = {}
-_BUILTIN_MODULES = ("varpulis.connectors.console", "varpulis.connectors.file")
+_BUILTIN_MODULES = (
+    "varpulis.connectors.console",
+    "varpulis.connectors.file",
+    "varpulis.connectors.mqtt",
+    "varpulis.connectors.http",
+)
 
 
 class UnknownConnector(VarpulisError):
