@@ -134,14 +134,34 @@ def _simulate(args: argparse.Namespace, program: str, events: str, **options: An
 def cmd_run(args: argparse.Namespace) -> int:
     """Run a program; with --events, over an event file as fast as possible."""
     if args.events is None:
+        return _run_live(args)
+    return _simulate(args, args.program, args.events, immediate=True, preload=False,
+                     flush_at_end=args.flush_at_end)  # fmt: skip
+
+
+def _run_live(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    from varpulis.simulate import load_engine, run_live
+
+    engine = load_engine(args.program, step_budget=args.step_budget)
+    if not engine.source_configs():
+        engine.close()
         print(
-            "varpulis run: no --events given. Feed a file (--events FILE, '-' for stdin), "
-            "or deploy the program to 'varpulis server' and inject events over REST.",
+            "varpulis run: the program reads no connector (.from(...)) and no --events was "
+            "given. Feed a file (--events FILE, '-' for stdin), or deploy the program to "
+            "'varpulis server' and inject events over REST.",
             file=sys.stderr,
         )
         return EXIT_USAGE
-    return _simulate(args, args.program, args.events, immediate=True, preload=False,
-                     flush_at_end=args.flush_at_end)  # fmt: skip
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    print(f"running {args.program}; Ctrl-C stops", file=sys.stderr, flush=True)
+    stats = run_live(engine, out=sys.stdout, stop=stop)
+    print(stats.summary(), file=sys.stderr)
+    return EXIT_OK
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:

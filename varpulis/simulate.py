@@ -12,19 +12,20 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TextIO
+from typing import Any, TextIO
 
 from varpulis.compiler.plan import plan_program
-from varpulis.events import to_api_json
+from varpulis.events import Event, to_api_json
 from varpulis.lang import parse_file
 from varpulis.lang.evt import TimedEvent, iter_events, read_event_file
 from varpulis.lang.validate import validate
 from varpulis.runtime.engine import Engine
 
-__all__ = ["RunStats", "load_engine", "simulate"]
+__all__ = ["RunStats", "load_engine", "run_live", "simulate"]
 
 logger = logging.getLogger("varpulis")
 
@@ -105,4 +106,49 @@ def simulate(
     stats.seconds = clock() - start
     stats.errors = engine.metrics()["errors"]
     engine.close()
+    return stats
+
+
+def run_live(
+    engine: Engine,
+    *,
+    out: TextIO | None,
+    stop: threading.Event,
+    make_source: Callable[[Any], Any] | None = None,
+) -> RunStats:
+    """Run *engine* on its ``.from(...)`` sources until *stop* is set.
+
+    Each source delivers events from its own thread; they are processed under
+    one lock, in arrival order per source, and outputs are written to *out*.
+    """
+    from varpulis.connectors.sources import make_source as default_make_source
+
+    factory = make_source or default_make_source
+    lock = threading.Lock()
+    stats = RunStats()
+    dumps = json.dumps
+    start = time.perf_counter()
+
+    def on_events(events: list[Event]) -> None:
+        with lock:
+            for ev in events:
+                outputs = engine.process(ev)
+                stats.events += 1
+                stats.outputs += len(outputs)
+                if outputs and out is not None:
+                    out.write("".join(dumps(to_api_json(e)) + "\n" for e in outputs))
+                    out.flush()
+
+    sources = [factory(config) for config in engine.source_configs()]
+    try:
+        for source in sources:
+            source.start(on_events)
+        stop.wait()
+    finally:
+        for source in sources:
+            source.stop()
+        with lock:
+            stats.seconds = time.perf_counter() - start
+            stats.errors = engine.metrics()["errors"]
+            engine.close()
     return stats

@@ -172,17 +172,33 @@ class Engine:
 
         return entry
 
+    def _connector_config(self, connector: str, params: dict[str, Any]) -> ConnectorConfig:
+        """The declared connector's constant params merged with a call's (the call wins)."""
+        decl = self.plan.connectors[connector]
+        ctx = EvalContext(None)
+        base = {k: compile_expr(v, self.scope)({}, ctx) for k, v in decl.params}
+        base = {k: v for k, v in base.items() if v is not MISSING}
+        return ConnectorConfig(connector, decl.kind, {**base, **params})
+
     def _sink_sender(self, connector: str, params: dict[str, Any]) -> Callable[[list[Event]], None]:
         key = (connector, tuple(sorted((k, repr(v)) for k, v in params.items())))
         sink = self._sinks.get(key)
         if sink is None:
-            decl = self.plan.connectors[connector]
-            ctx = EvalContext(None)
-            base = {k: compile_expr(v, self.scope)({}, ctx) for k, v in decl.params}
-            base = {k: v for k, v in base.items() if v is not MISSING}
-            sink = self._make_sink(ConnectorConfig(connector, decl.kind, {**base, **params}))
+            sink = self._make_sink(self._connector_config(connector, params))
             self._sinks[key] = sink
         return sink.send
+
+    def source_configs(self) -> list[ConnectorConfig]:
+        """One config per ``.from(Connector, ...)`` of the streams this engine runs."""
+        configs = []
+        ctx = EvalContext(None)
+        for runner in self.runners:
+            decl = next(s.decl for s in self.plan.streams if s.name == runner.name)
+            for op in decl.ops:
+                if isinstance(op, ast.Op) and op.name == "from" and op.args:
+                    params = {k: compile_expr(v, self.scope)({}, ctx) for k, v in op.kwargs}
+                    configs.append(self._connector_config(op.args[0].id, params))
+        return configs
 
     # ------------------------------------------------------------------ run
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from varpulis.server.app import make_worker_app
-from varpulis.server.pipelines import PipelineManager, RuntimeFactory, inline_runtime
+from varpulis.server.pipelines import PipelineManager, RuntimeFactory, default_runtime
 from varpulis.web import ServerHandle, TlsConfig, serve
 
 __all__ = ["ServerConfig", "WorkerServer", "run_server", "start_worker"]
@@ -62,7 +62,9 @@ class WorkerServer:
         self.manager.close()
 
 
-def start_worker(config: ServerConfig, *, factory: RuntimeFactory = inline_runtime) -> WorkerServer:
+def start_worker(
+    config: ServerConfig, *, factory: RuntimeFactory = default_runtime
+) -> WorkerServer:
     """Start a worker as *config* says; raises OSError (port, TLS files) or ValueError."""
     if bool(config.tls_cert) != bool(config.tls_key):
         message = "--tls-cert and --tls-key must be given together"

@@ -152,13 +152,16 @@ def make_worker_app(
 
     @app.post(_PIPELINE + "/events")
     def inject_one(pipeline_id: str) -> dict[str, Any]:
-        event = _event(json_body(), wall_ns())
-        return _output_body(inject(pipeline_id, event), {"accepted": True})
+        body = json_body()
+        event = _event(body, wall_ns())
+        result = inject(pipeline_id, event, wait=_wants_wait(body))
+        return _output_body(result, {"accepted": True})
 
     @app.post(_PIPELINE + "/events-batch", max_body=BATCH_MAX_BODY)
     def inject_many(pipeline_id: str) -> dict[str, Any]:
         manager.get(pipeline_id)  # 404 before decoding a large body
-        items = json_body().get("events")
+        body = json_body()
+        items = body.get("events")
         if not isinstance(items, list):
             message = f'"events" must be a list of events, got {type(items).__name__}'
             raise BadRequest(message)
@@ -172,7 +175,7 @@ def make_worker_app(
             except BadRequest as exc:
                 message = f"events[{index}]: {exc}"
                 raise BadRequest(message) from None
-        result = inject_batch(pipeline_id, events)
+        result = inject_batch(pipeline_id, events, wait=_wants_wait(body))
         micros = int((time.perf_counter() - begin) * 1e6)
         return _output_body(result, {"accepted": result.accepted, "processing_time_us": micros})
 
@@ -187,3 +190,11 @@ def make_worker_app(
         return {"reloaded": True, "id": pipeline_id}
 
     return app
+
+
+def _wants_wait(body: Any) -> bool:
+    """``?wait=true`` or ``"wait": true``: wait for every context's outputs (a barrier)."""
+    query = request.query.get("wait", "")
+    return query.lower() in ("1", "true", "yes") or (
+        isinstance(body, dict) and body.get("wait") is True
+    )

@@ -10,13 +10,17 @@ reload swaps the runtime under the pipeline lock only after the new source has
 compiled, so a bad source leaves the old pipeline running. The runtime behind a
 pipeline is a :class:`PipelineRuntime`, built by a factory; the default
 (:func:`inline_runtime`) runs every stream in one inline Engine, and context
-processes will plug in here. With a store, every deploy/delete/reload is
+processes plug in here: :func:`default_runtime` picks a
+:class:`~varpulis.runtime.contexts.ContextRuntime` (one child process per
+context) when streams use declared contexts, and injects may then ask to
+``wait`` for a flush barrier through every context. With a store, every deploy/delete/reload is
 persisted (snapshot and write under one lock, so writes never go back in time).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 import uuid
@@ -36,7 +40,9 @@ __all__ = [
     "PipelineNotFound",
     "PipelineRuntime",
     "RuntimeFactory",
+    "default_runtime",
     "inline_runtime",
+    "runtime_factory",
 ]
 
 logger = logging.getLogger(__name__)
@@ -96,6 +102,35 @@ def inline_runtime(source: str) -> InlineRuntime:
     return InlineRuntime(Engine(plan_program(program)), warnings)
 
 
+def runtime_factory(transport: str = "ipc", **options: Any) -> RuntimeFactory:
+    """A factory running context programs in child processes over *transport*
+    (``ipc``, ``tcp``, or ``inproc`` for threads), others inline; *options* go
+    to :class:`~varpulis.runtime.contexts.ContextRuntime`."""
+
+    def build(source: str) -> PipelineRuntime:
+        from varpulis.compiler.plan import plan_program
+        from varpulis.lang import parse
+        from varpulis.lang.validate import validate
+        from varpulis.runtime.engine import Engine
+
+        program = parse(source)
+        warnings = [w.render(source) for w in validate(program)]
+        plan = plan_program(program)
+        if not any(s.context is not None for s in plan.streams):
+            return InlineRuntime(Engine(plan), warnings)
+        from varpulis.runtime.contexts import ContextRuntime
+
+        return ContextRuntime(plan, transport=transport, warnings=warnings, **options)
+
+    return build
+
+
+def default_runtime(source: str) -> PipelineRuntime:
+    """:func:`runtime_factory` with the transport of ``VARPULIS_CONTEXT_TRANSPORT``
+    (default ``ipc``): contexts in child processes, everything else inline."""
+    return runtime_factory(os.environ.get("VARPULIS_CONTEXT_TRANSPORT", "ipc"))(source)
+
+
 @dataclass(eq=False)
 class Pipeline:
     """One deployed pipeline. ``runtime`` is replaced by reload, under ``lock``."""
@@ -152,7 +187,7 @@ class PipelineManager:
     def __init__(
         self,
         *,
-        factory: RuntimeFactory = inline_runtime,
+        factory: RuntimeFactory = default_runtime,
         max_pipelines: int = 100,
         max_outputs: int = 10_000,
         store: _Store | None = None,
@@ -328,24 +363,35 @@ class PipelineManager:
 
     # ------------------------------------------------------------------ events
 
-    def inject(self, pipeline_id: str, event: Event) -> InjectResult:
-        """Process one event; return its inline outputs (at most ``max_outputs``)."""
+    def inject(self, pipeline_id: str, event: Event, wait: bool = False) -> InjectResult:
+        """Process one event; return its inline outputs (at most ``max_outputs``).
+
+        With *wait*, a runtime with contexts returns every output (flush barrier)."""
         pipeline = self._pipelines.get(pipeline_id)
         if pipeline is None:
             raise PipelineNotFound(pipeline_id)
         with pipeline.lock:
             if pipeline.status == "stopped":
                 raise PipelineNotFound(pipeline_id)
-            outputs = pipeline.runtime.process(event)
+            runtime = pipeline.runtime
+            if wait and getattr(runtime, "waits", False):
+                outputs = runtime.process(event, wait=True)  # type: ignore[call-arg]
+            else:
+                outputs = runtime.process(event)
         return self._capped(outputs, 1)
 
-    def inject_batch(self, pipeline_id: str, events: Sequence[Event]) -> InjectResult:
+    def inject_batch(self, pipeline_id: str, events: Sequence[Event],
+                     wait: bool = False) -> InjectResult:  # fmt: skip
         """Process *events* in order, atomically with respect to other injects."""
         pipeline = self.get(pipeline_id)
         with pipeline.lock:
             if pipeline.status == "stopped":
                 raise PipelineNotFound(pipeline_id)
-            outputs = pipeline.runtime.process_batch(events)
+            runtime = pipeline.runtime
+            if wait and getattr(runtime, "waits", False):
+                outputs = runtime.process_batch(events, wait=True)  # type: ignore[call-arg]
+            else:
+                outputs = runtime.process_batch(events)
         return self._capped(outputs, len(events))
 
     def _capped(self, outputs: list[Event], accepted: int) -> InjectResult:
