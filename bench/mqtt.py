@@ -42,8 +42,18 @@ def client(broker: BrokerHandle, name: str) -> paho.Client:
 
 
 def make_events(n: int) -> list[Event]:
-    return [Event("Tick", {"symbol": ("AAPL", "GOOG", "MSFT")[i % 3], "price": 40.0 + i % 100,
-                           "volume": 1000 + i % 5000}, T0 + i * 1_000_000) for i in range(n)]
+    return [
+        Event(
+            "Tick",
+            {
+                "symbol": ("AAPL", "GOOG", "MSFT")[i % 3],
+                "price": 40.0 + i % 100,
+                "volume": 1000 + i % 5000,
+            },
+            T0 + i * 1_000_000,
+        )
+        for i in range(n)
+    ]
 
 
 def bare_publish(broker: BrokerHandle, payloads: list[bytes]) -> float:
@@ -62,8 +72,11 @@ def bare_publish(broker: BrokerHandle, payloads: list[bytes]) -> float:
 
 
 def sink_publish(broker: BrokerHandle, events: list[Event], chunk: int, **params: object) -> float:
-    sink = MqttSink(ConnectorConfig("Out", "mqtt", {"host": broker.host, "port": broker.port,
-                                                    "topic": "bench/a", **params}))
+    sink = MqttSink(
+        ConnectorConfig(
+            "Out", "mqtt", {"host": broker.host, "port": broker.port, "topic": "bench/a", **params}
+        )
+    )
     deadline = time.monotonic() + 10
     while not sink.connected and time.monotonic() < deadline:
         time.sleep(0.01)

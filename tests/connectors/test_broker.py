@@ -31,8 +31,9 @@ def test_publish_subscribe_round_trip(broker: BrokerHandle) -> None:
 
 
 @pytest.mark.parametrize("kind", ["mosquitto", "embedded"])
-def test_stop_and_restart_on_the_same_port(kind: str,
-                                           broker_factory: Callable[..., BrokerHandle]) -> None:
+def test_stop_and_restart_on_the_same_port(
+    kind: str, broker_factory: Callable[..., BrokerHandle]
+) -> None:
     handle = broker_factory(kind)
     port = handle.port
     handle.restart()

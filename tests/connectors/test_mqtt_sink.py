@@ -25,8 +25,11 @@ def events(n: int, start: int = 0) -> list[Event]:
 
 
 def sink_for(broker: BrokerHandle, topic: str, **params: object) -> MqttSink:
-    config = ConnectorConfig("Out", "mqtt", {"host": broker.host, "port": broker.port,
-                                             "client_id": "test", "topic": topic, **params})
+    config = ConnectorConfig(
+        "Out",
+        "mqtt",
+        {"host": broker.host, "port": broker.port, "client_id": "test", "topic": topic, **params},
+    )
     sink = make_sink(config)
     assert isinstance(sink, MqttSink)
     poll_for(lambda: sink.connected, 10, what="sink connected")
@@ -109,9 +112,19 @@ def test_bad_params_are_config_errors(params: dict[str, object]) -> None:
 def test_unreachable_broker_buffers_and_counts_never_raises() -> None:
     from varpulis.connectors.broker import free_port
 
-    sink = MqttSink(ConnectorConfig("Out", "mqtt", {"host": "127.0.0.1", "port": free_port(),
-                                                    "topic": "t", "buffer_limit": 10,
-                                                    "flush_timeout": 0.2}))
+    sink = MqttSink(
+        ConnectorConfig(
+            "Out",
+            "mqtt",
+            {
+                "host": "127.0.0.1",
+                "port": free_port(),
+                "topic": "t",
+                "buffer_limit": 10,
+                "flush_timeout": 0.2,
+            },
+        )
+    )
     try:
         sink.send(events(25))
         assert sink.queued_while_disconnected == 10 and sink.dropped == 15

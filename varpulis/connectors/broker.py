@@ -268,8 +268,9 @@ def _amqtt_config(host: str, port: int) -> dict[str, Any]:
     }
 
 
-async def serve_embedded(host: str, port: int, stop: asyncio.Event | None = None,
-                         shutdown_timeout: float = 1.0) -> None:
+async def serve_embedded(
+    host: str, port: int, stop: asyncio.Event | None = None, shutdown_timeout: float = 1.0
+) -> None:
     """Run the amqtt broker on *host*:*port* until *stop* is set (or forever)."""
     from amqtt.broker import Broker
 

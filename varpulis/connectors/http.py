@@ -66,7 +66,7 @@ class HttpSink(Sink):
         params = config.params
         url = params.get("url") or params.get("host")
         if not url:
-            msg = f"http connector {config.name!r}: missing url (e.g. url: \"http://host/hook\")"
+            msg = f'http connector {config.name!r}: missing url (e.g. url: "http://host/hook")'
             raise HttpConfigError(msg)
         self.url = str(url)
         self.batch_size = max(1, int(_number(params, "batch_size", 1, int)))

@@ -197,7 +197,10 @@ class MqttSink(Sink):
             self.dropped += lost
         logger.warning(
             "mqtt sink %r: disconnected from %s:%d (%s); reconnecting with backoff%s",
-            self.config.name, self.host, self.port, reason,
+            self.config.name,
+            self.host,
+            self.port,
+            reason,
             f"; {lost} QoS 0 message(s) not yet written are lost" if lost else "",
         )
 
