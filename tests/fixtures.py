@@ -15,3 +15,40 @@ def example_functions(path: str = "examples/mandelbrot/distributed/mandelbrot_wo
 
 #: ``fn mandelbrot(cx, cy, max_iter)`` and ``fn compute_tile(x_off, y_off, size, max_iter)``.
 MANDELBROT_FNS = example_functions()
+
+
+#: vpl-spec T1-9: a chain across two contexts (``.emit(context: ...)``).
+CROSS_CONTEXT_CHAIN = """
+context ingest
+context analytics
+
+stream Filtered = SensorReading
+    .context(ingest)
+    .where(temperature > 50.0)
+    .emit(context: analytics, sensor: sensor_id, temp: temperature)
+
+stream Analysis = Filtered
+    .context(analytics)
+    .where(temp > 100.0)
+    .emit(alert_sensor: sensor, alert_temp: temp)
+"""
+
+#: vpl-spec T1-6: functions with loops and ``emit``.
+CLASSIFY_AND_GEN = """
+fn classify(n: int) -> str:
+    if n > 10:
+        return "big"
+    elif n > 5:
+        return "mid"
+    else:
+        return "small"
+
+fn gen(count: int):
+    var total = 0
+    for i in 0..count:
+        if i == 2:
+            continue
+        total := total + i
+        emit Item(i: i, label: classify(i * 4), total: total)
+    emit Done(total: total, avg: total / count)
+"""

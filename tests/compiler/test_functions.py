@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.compiler import load
-from tests.fixtures import MANDELBROT_FNS
+from tests.fixtures import CLASSIFY_AND_GEN, MANDELBROT_FNS
 from varpulis.compiler.evalctx import EvalContext
 from varpulis.compiler.exprs import compile_expr
 from varpulis.compiler.functions import (
@@ -109,24 +109,7 @@ def test_functions_from_a_hand_built_ast() -> None:
 
 # ------------------------------------------------------- T1-6 and T1-7
 
-T1_6 = """
-fn classify(n: int) -> str:
-    if n > 10:
-        return "big"
-    elif n > 5:
-        return "mid"
-    else:
-        return "small"
-
-fn gen(count: int):
-    var total = 0
-    for i in 0..count:
-        if i == 2:
-            continue
-        total := total + i
-        emit Item(i: i, label: classify(i * 4), total: total)
-    emit Done(total: total, avg: total / count)
-"""
+T1_6 = CLASSIFY_AND_GEN
 
 
 def test_t1_6_functions_loops_and_emit() -> None:

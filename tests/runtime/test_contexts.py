@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from tests.fixtures import CROSS_CONTEXT_CHAIN
 from tests.utils import Child, poll_for
 from varpulis.events import Event
 from varpulis.runtime.contexts import ContextRuntime
@@ -29,20 +30,7 @@ from varpulis.server.pipelines import InlineRuntime, PipelineManager, runtime_fa
 
 ROOT = Path(__file__).resolve().parents[2]
 
-T1_9 = """
-context ingest
-context analytics
-
-stream Filtered = SensorReading
-    .context(ingest)
-    .where(temperature > 50.0)
-    .emit(context: analytics, sensor: sensor_id, temp: temperature)
-
-stream Analysis = Filtered
-    .context(analytics)
-    .where(temp > 100.0)
-    .emit(alert_sensor: sensor, alert_temp: temp)
-"""
+T1_9 = CROSS_CONTEXT_CHAIN
 
 MIXED = """
 context a

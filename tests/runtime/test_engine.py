@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures import MANDELBROT_FNS
+from tests.fixtures import CLASSIFY_AND_GEN, CROSS_CONTEXT_CHAIN, MANDELBROT_FNS
 from varpulis.events import Event
 from varpulis.runtime.engine import Engine
 
@@ -93,27 +93,13 @@ def test_derived_and_silent_streams() -> None:
     assert run(src, ("Hot", {"id": "c", "t": 1})) == [("HotAlert", {"sensor": "c", "t": 1})]
 
 
-GEN = """
-fn classify(n: int) -> str:
-    if n > 10:
-        return "big"
-    elif n > 5:
-        return "mid"
-    else:
-        return "small"
-
-fn gen(count: int):
-    var total = 0
-    for i in 0..count:
-        if i == 2:
-            continue
-        total := total + i
-        emit Item(i: i, label: classify(i * 4), total: total)
-    emit Done(total: total, avg: total / count)
-
+GEN = (
+    CLASSIFY_AND_GEN
+    + """
 stream Items = Trigger
     .process(gen(n))
 """
+)
 
 
 def test_functions_and_process() -> None:
@@ -188,20 +174,7 @@ def test_tile_checksum_matches_plain_python() -> None:
 
 
 def test_cross_context_chain_runs_inline_in_order() -> None:
-    src = """
-context ingest
-context analytics
-
-stream Filtered = SensorReading
-    .context(ingest)
-    .where(temperature > 50.0)
-    .emit(context: analytics, sensor: sensor_id, temp: temperature)
-
-stream Analysis = Filtered
-    .context(analytics)
-    .where(temp > 100.0)
-    .emit(alert_sensor: sensor, alert_temp: temp)
-"""
+    src = CROSS_CONTEXT_CHAIN
     got = run(
         src,
         ("SensorReading", {"sensor_id": "S1", "temperature": 105.5}),

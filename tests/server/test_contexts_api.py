@@ -2,22 +2,10 @@
 
 from __future__ import annotations
 
+from tests.fixtures import CROSS_CONTEXT_CHAIN
 from tests.server.conftest import Api
 
-CHAIN = """
-context ingest
-context analytics
-
-stream Filtered = SensorReading
-    .context(ingest)
-    .where(temperature > 50.0)
-    .emit(context: analytics, sensor: sensor_id, temp: temperature)
-
-stream Analysis = Filtered
-    .context(analytics)
-    .where(temp > 100.0)
-    .emit(alert_sensor: sensor, alert_temp: temp)
-"""
+CHAIN = CROSS_CONTEXT_CHAIN
 
 
 def test_inject_with_wait_returns_outputs_of_every_context(api: Api) -> None:
