@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 import transports
+from tests.utils import poll_for
 from transports import Message, TransportClosed, TransportTimeout
 
 SCHEMES = ["inproc", "ipc", "tcp"]
@@ -64,14 +65,7 @@ def unused_address(scheme: str, tmp_path) -> str:
 
 def bind_when_free(address: str, timeout: float = TIMEOUT) -> transports.Receiver:
     """Bind *address* that a closed receiver held: zmq frees it asynchronously."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            return transports.bind(address)
-        except transports.AddressInUse:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.01)
+    return poll_for(lambda: transports.bind(address), timeout, what=f"bind {address}")
 
 
 def receive(rx, count: int, timeout: float = TIMEOUT) -> list[Message]:
