@@ -207,6 +207,13 @@ class Engine:
         self.events_in += 1
         if self.lateness.enabled and not self.lateness.admit(event.event_type, event.timestamp):
             return []
+        runners = self.routes.get(event.event_type)
+        if runners is None:
+            return []
+        if len(runners) == 1:
+            fast = runners[0]
+            if fast.one is not None and fast.entry is None and not fast.forward:
+                return self._run_one(fast, event)
         outputs: list[Event] = []
         queue: deque[tuple[Event, int]] | None = None
         ev, depth = event, 0
@@ -228,6 +235,33 @@ class Engine:
         self.events_out += len(outputs)
         return outputs
 
+    def _run_one(self, runner: _Runner, ev: Event) -> list[Event]:
+        """The common case: one stream of one-to-one stages, nothing downstream."""
+        runner.events_in += 1
+        try:
+            runner.one(ev)  # type: ignore[misc]
+        except VPLRuntimeError as exc:
+            self._failed(runner, ev, exc)
+            return []
+        produced = runner.outputs
+        if not produced:
+            return []
+        outputs = produced[:]
+        produced.clear()
+        runner.events_out += len(outputs)
+        self.events_out += len(outputs)
+        return outputs
+
+    def _failed(self, runner: _Runner, ev: Event, exc: VPLRuntimeError) -> None:
+        ctx = self.ctx
+        ctx.captures = {}
+        ctx.emitted = None
+        runner.errors += 1
+        runner.outputs.clear()
+        if runner.errors <= 10 or runner.errors % 1000 == 0:
+            logger.warning("stream %r: %s (event %s; %d errors so far)",
+                           runner.name, exc, ev.event_type, runner.errors)  # fmt: skip
+
     def _run(self, runner: _Runner, ev: Event, outputs: list[Event]) -> list[Event]:
         runner.events_in += 1
         ctx = self.ctx
@@ -246,13 +280,7 @@ class Engine:
                     forwarded.extend(runner.run_stages(events))
                 ctx.captures = {}
         except VPLRuntimeError as exc:
-            ctx.captures = {}
-            ctx.emitted = None
-            runner.errors += 1
-            runner.outputs.clear()
-            if runner.errors <= 10 or runner.errors % 1000 == 0:
-                logger.warning("stream %r: %s (event %s; %d errors so far)",
-                               runner.name, exc, ev.event_type, runner.errors)  # fmt: skip
+            self._failed(runner, ev, exc)
             return []
         if runner.outputs:
             runner.events_out += len(runner.outputs)
