@@ -134,7 +134,10 @@ def _arr(*items: Any) -> list:
 
 
 def _map(keys: tuple[str, ...], *vals: Any) -> dict:
-    return {k: v for k, v in zip(keys, vals, strict=True) if v is not MISSING}
+    for value in vals:  # the common case has no MISSING value: build the dict directly
+        if value is MISSING:
+            return {k: v for k, v in zip(keys, vals, strict=True) if v is not MISSING}
+    return dict(zip(keys, vals, strict=True))
 
 
 def _bound(x: Any) -> int | None:
