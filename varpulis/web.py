@@ -316,7 +316,7 @@ class ServerHandle:
             for server in self._servers:
                 wasyncore.dispatcher.close(server)  # the listener only, not the trigger
 
-        trigger.pull_trigger(stop_listening)
+        _pull(trigger, stop_listening)
         deadline = time.monotonic() + timeout
         while self._busy() and time.monotonic() < deadline:
             time.sleep(0.01)
@@ -326,7 +326,7 @@ class ServerHandle:
             for channel in list(self._map.values()):
                 channel.close()
 
-        trigger.pull_trigger(close_all)
+        _pull(trigger, close_all)
         self._thread.join(timeout=max(1.0, deadline - time.monotonic()))
         self._dispatcher.shutdown(timeout=max(0.5, deadline - time.monotonic()))
 
@@ -334,6 +334,15 @@ class ServerHandle:
         """Block until the server loop has ended; True when it has."""
         self._thread.join(timeout)
         return not self._thread.is_alive()
+
+
+def _pull(trigger: Any, action: Callable[[], None]) -> None:
+    """Run *action* in the server loop; directly when the loop's trigger is already closed
+    (the loop has ended: nothing else touches the channels any more)."""
+    try:
+        trigger.pull_trigger(action)
+    except OSError:
+        action()
 
 
 def serve(
