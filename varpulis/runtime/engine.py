@@ -49,11 +49,12 @@ SinkFactory = Callable[[ConnectorConfig], Sink]
 class _Runner:
     """One compiled stream: its entry (filter, sequence, join) and its stages."""
 
-    __slots__ = ("entry", "errors", "events_in", "events_out", "flushers", "forward", "name",
-                 "one", "outputs", "stages")  # fmt: skip
+    __slots__ = ("decl", "entry", "errors", "events_in", "events_out", "flushers", "forward",
+                 "name", "one", "outputs", "stages")  # fmt: skip
 
-    def __init__(self, name: str, stages: list[Stage], env: StreamEnv) -> None:
-        self.name = name
+    def __init__(self, decl: ast.StreamDecl, stages: list[Stage], env: StreamEnv) -> None:
+        self.decl = decl
+        self.name = decl.name
         self.stages = stages
         self.one = single_event_path(stages)
         self.outputs = env.outputs
@@ -63,7 +64,8 @@ class _Runner:
         self.events_in = self.events_out = self.errors = 0
 
     def run_stages(self, events: list[Event], start: int = 0) -> list[Event]:
-        for stage in self.stages[start:]:
+        stages = self.stages if start == 0 else self.stages[start:]
+        for stage in stages:
             if not events:
                 break
             events = stage(events)
@@ -120,7 +122,7 @@ class Engine:
             entry, ops = self._join_entry(decl, env, ops)
         elif isinstance(decl.source, ast.MergeSource):
             entry = self._merge_entry(decl.source)
-        runner = _Runner(splan.name, compile_stages(env, ops), env)
+        runner = _Runner(decl, compile_stages(env, ops), env)
         runner.entry = entry
         for name in splan.subscriptions:
             self.routes.setdefault(name, []).append(runner)
@@ -193,8 +195,7 @@ class Engine:
         configs = []
         ctx = EvalContext(None)
         for runner in self.runners:
-            decl = next(s.decl for s in self.plan.streams if s.name == runner.name)
-            for op in decl.ops:
+            for op in runner.decl.ops:
                 if isinstance(op, ast.Op) and op.name == "from" and op.args:
                     params = {k: compile_expr(v, self.scope)({}, ctx) for k, v in op.kwargs}
                     configs.append(self._connector_config(op.args[0].id, params))
