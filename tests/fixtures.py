@@ -52,3 +52,15 @@ fn gen(count: int):
         emit Item(i: i, label: classify(i * 4), total: total)
     emit Done(total: total, avg: total / count)
 """
+
+
+def mandelbrot_py(cx: float, cy: float, max_iter: int) -> int:
+    """The plain-Python reference of the example's ``fn mandelbrot`` (same float order)."""
+    zr = zi = 0.0
+    for i in range(max_iter):
+        r2, i2 = zr * zr, zi * zi
+        if r2 + i2 > 4.0:
+            return i
+        zi = 2.0 * zr * zi + cy
+        zr = r2 - i2 + cx
+    return max_iter

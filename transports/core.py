@@ -201,6 +201,13 @@ class _Endpoint(ABC):
     def close(self) -> None:
         """Release the endpoint. Idempotent; never raises for an already closed one."""
 
+    def _check_open(self) -> None:
+        """Raise TransportClosed when the endpoint is closed."""
+        if self.closed:
+            role = "receiver" if isinstance(self, Receiver) else "sender to"
+            msg = f"{role} {self.address!r} is closed"
+            raise TransportClosed(msg)
+
     def __enter__(self) -> Self:
         return self
 

@@ -27,7 +27,6 @@ from transports.core import (
     Message,
     Receiver,
     Sender,
-    TransportClosed,
     TransportTimeout,
     check_hwm,
     check_timeout,
@@ -97,9 +96,7 @@ class InprocReceiver(Receiver):
         return self._closed
 
     def recv(self, timeout: float | None = None) -> Message:
-        if self._closed:
-            msg = f"receiver {self.address!r} is closed"
-            raise TransportClosed(msg)
+        self._check_open()
         frames = self._pending
         if frames is None:
             try:
@@ -111,9 +108,7 @@ class InprocReceiver(Receiver):
         return codec.decode(frames)
 
     def poll(self, timeout: float | None = 0.0) -> bool:
-        if self._closed:
-            msg = f"receiver {self.address!r} is closed"
-            raise TransportClosed(msg)
+        self._check_open()
         if self._pending is None:
             # A queue cannot be peeked with a timeout; hold the message for recv().
             try:
@@ -155,9 +150,7 @@ class InprocSender(Sender):
         return self._closed
 
     def send(self, message: Message, timeout: float | None = None) -> None:
-        if self._closed:
-            msg = f"sender to {self.address!r} is closed"
-            raise TransportClosed(msg)
+        self._check_open()
         frames = codec.encode(message)
         try:
             self._queue.put(frames, **_wait(timeout))

@@ -32,7 +32,6 @@ from transports.core import (
     Message,
     Receiver,
     Sender,
-    TransportClosed,
     TransportError,
     TransportTimeout,
     check_hwm,
@@ -172,9 +171,7 @@ class ZmqReceiver(Receiver):
         return self._closed
 
     def recv(self, timeout: float | None = None) -> Message:
-        if self._closed:
-            msg = f"receiver {self.address!r} is closed"
-            raise TransportClosed(msg)
+        self._check_open()
         sock = self._sock
         if timeout is None:
             frames = sock.recv_multipart(copy=False)
@@ -186,9 +183,7 @@ class ZmqReceiver(Receiver):
         return codec.decode(frames)
 
     def poll(self, timeout: float | None = 0.0) -> bool:
-        if self._closed:
-            msg = f"receiver {self.address!r} is closed"
-            raise TransportClosed(msg)
+        self._check_open()
         return bool(self._sock.poll(_timeout_ms(timeout), zmq.POLLIN))
 
     def close(self) -> None:
@@ -225,9 +220,7 @@ class ZmqSender(Sender):
         return self._closed
 
     def send(self, message: Message, timeout: float | None = None) -> None:
-        if self._closed:
-            msg = f"sender to {self.address!r} is closed"
-            raise TransportClosed(msg)
+        self._check_open()
         frames = codec.encode(message)
         sock = self._sock
         if timeout is None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.compiler import load
-from tests.fixtures import CLASSIFY_AND_GEN, MANDELBROT_FNS
+from tests.fixtures import CLASSIFY_AND_GEN, MANDELBROT_FNS, mandelbrot_py
 from varpulis.compiler.evalctx import EvalContext
 from varpulis.compiler.exprs import compile_expr
 from varpulis.compiler.functions import (
@@ -22,17 +22,6 @@ from varpulis.lang import parse
 from varpulis.lang.ast import Binary, FnDecl, Name, Param, Return
 
 MANDELBROT = MANDELBROT_FNS
-
-
-def mandelbrot_py(cx: float, cy: float, max_iter: int) -> int:
-    zr = zi = 0.0
-    for i in range(max_iter):
-        r2, i2 = zr * zr, zi * zi
-        if r2 + i2 > 4.0:
-            return i
-        zi = 2.0 * zr * zi + cy
-        zr = r2 - i2 + cx
-    return max_iter
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures import CLASSIFY_AND_GEN, CROSS_CONTEXT_CHAIN, MANDELBROT_FNS
+from tests.fixtures import (
+    CLASSIFY_AND_GEN,
+    CROSS_CONTEXT_CHAIN,
+    MANDELBROT_FNS,
+    mandelbrot_py,
+)
 from varpulis.events import Event
 from varpulis.runtime.engine import Engine
 
@@ -152,18 +157,8 @@ def test_mandelbrot_pixels() -> None:
 
 
 def test_tile_checksum_matches_plain_python() -> None:
-    def mandelbrot(cx: float, cy: float, max_iter: int) -> int:
-        zr = zi = 0.0
-        for i in range(max_iter):
-            r2, i2 = zr * zr, zi * zi
-            if r2 + i2 > 4.0:
-                return i
-            zi = 2.0 * zr * zi + cy
-            zr = r2 - i2 + cx
-        return max_iter
-
     expected = sum(
-        mandelbrot(-2.0 + (300 + px) * 3.0 / 1000.0, -1.5 + (400 + py) * 3.0 / 1000.0, 256)
+        mandelbrot_py(-2.0 + (300 + px) * 3.0 / 1000.0, -1.5 + (400 + py) * 3.0 / 1000.0, 256)
         for px in range(100)
         for py in range(100)
     )

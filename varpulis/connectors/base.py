@@ -12,12 +12,12 @@ then the fields).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from varpulis.events import Event
 
-__all__ = ["ConnectorConfig", "Sink"]
+__all__ = ["ConnectorConfig", "Sink", "number_param"]
 
 
 class ConnectorConfig:
@@ -57,3 +57,27 @@ class Sink:
         if not self.closed:
             self.closed = True
             self.flush()
+
+
+def number_param(
+    params: Mapping[str, Any],
+    key: str,
+    default: Any,
+    cast: Callable[[Any], Any],
+    error: Callable[[str], Exception],
+    *,
+    low: float = 0,
+    high: float | None = None,
+    what: str = "connector",
+) -> Any:
+    """Read ``params[key]`` (or *default*) as a number in ``[low, high]``; else raise *error*."""
+    raw = params.get(key, default)
+    try:
+        value = cast(raw)
+    except (TypeError, ValueError):
+        value = None
+    if value is None or value < low or (high is not None and value > high):
+        bounds = f"between {low} and {high}" if high is not None else f"at least {low}"
+        msg = f"{what}: {key} must be a number {bounds}, got {raw!r}"
+        raise error(msg)
+    return value

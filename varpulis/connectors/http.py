@@ -21,7 +21,7 @@ from typing import Any
 
 import requests
 
-from varpulis.connectors.base import ConnectorConfig, Sink
+from varpulis.connectors.base import ConnectorConfig, Sink, number_param
 from varpulis.connectors.registry import register_sink
 from varpulis.errors import VarpulisError
 from varpulis.events import Event, dumps_sink
@@ -40,15 +40,7 @@ class HttpConfigError(VarpulisError):
 
 
 def _number(params: dict[str, Any], key: str, default: float, cast: Callable[[Any], Any]) -> Any:
-    raw = params.get(key, default)
-    try:
-        value = cast(raw)
-    except (TypeError, ValueError):
-        value = -1
-    if value < 0:
-        msg = f"http connector: {key} must be a non-negative number, got {raw!r}"
-        raise HttpConfigError(msg)
-    return value
+    return number_param(params, key, default, cast, HttpConfigError, what="http connector")
 
 
 @register_sink("http")

@@ -33,7 +33,7 @@ from urllib.parse import urlsplit
 
 from paho.mqtt import client as paho
 
-from varpulis.connectors.base import ConnectorConfig, Sink
+from varpulis.connectors.base import ConnectorConfig, Sink, number_param
 from varpulis.connectors.registry import register_sink
 from varpulis.errors import VarpulisError
 from varpulis.events import _SINK_ENCODER, Event, dumps_sink, to_sink_payload
@@ -53,27 +53,12 @@ class MqttConfigError(VarpulisError):
 
 
 def _int_param(params: Mapping[str, Any], key: str, default: int, low: int, high: int) -> int:
-    raw = params.get(key, default)
-    try:
-        value = int(raw)
-    except (TypeError, ValueError):
-        value = low - 1
-    if not low <= value <= high:
-        msg = f"mqtt connector: {key} must be an integer in {low}..{high}, got {raw!r}"
-        raise MqttConfigError(msg)
-    return value
+    return number_param(params, key, default, int, MqttConfigError, low=low, high=high,
+                        what="mqtt connector")  # fmt: skip
 
 
 def _float_param(params: Mapping[str, Any], key: str, default: float) -> float:
-    raw = params.get(key, default)
-    try:
-        value = float(raw)
-    except (TypeError, ValueError):
-        value = -1.0
-    if value < 0:
-        msg = f"mqtt connector: {key} must be a non-negative number of seconds, got {raw!r}"
-        raise MqttConfigError(msg)
-    return value
+    return number_param(params, key, default, float, MqttConfigError, what="mqtt connector")
 
 
 def broker_address(params: Mapping[str, Any]) -> tuple[str, int]:
