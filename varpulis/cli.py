@@ -208,6 +208,9 @@ def cmd_server(args: argparse.Namespace) -> int:
         )
         print(f"varpulis server: {given} requires {missing}", file=sys.stderr)
         return EXIT_USAGE
+    if args.heartbeat_interval <= 0:
+        print("varpulis server: --heartbeat-interval must be > 0 seconds", file=sys.stderr)
+        return EXIT_USAGE
     _server_log_level(args)
     # waitress logs every queue backlog at WARNING; keep it, but not its INFO chatter.
     logging.getLogger("waitress").setLevel(max(logging.WARNING, logging.getLogger().level))
@@ -222,6 +225,11 @@ def cmd_server(args: argparse.Namespace) -> int:
         max_pipelines=args.max_pipelines,
         max_output_events=args.max_output_events,
         threads=args.threads,
+        coordinator=args.coordinator or None,
+        worker_id=args.worker_id or None,
+        advertise_address=args.advertise_address or None,
+        coordinator_key=args.coordinator_key or None,
+        heartbeat_interval=args.heartbeat_interval,
     )
     return run_server(config)
 
@@ -304,6 +312,7 @@ def add_server_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParse
         default=8,
         help="HTTP worker threads",
     )
+    _add_cluster_member_options(p)
     p.add_argument(
         "--log-level",
         dest="server_log_level",
@@ -313,6 +322,25 @@ def add_server_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParse
     )
     p.set_defaults(func=cmd_server)
     return p
+
+
+def _add_cluster_member_options(p: argparse.ArgumentParser) -> None:
+    """``varpulis server`` flags for joining a coordinator (DESIGN §2)."""
+    g = p.add_argument_group("cluster membership (with --coordinator)")
+    g.add_argument("--coordinator", action=EnvDefault, envvar="VARPULIS_COORDINATOR",
+                   metavar="URL", help="register with this coordinator and heartbeat to it, "
+                   "e.g. http://localhost:9100")  # fmt: skip
+    g.add_argument("--worker-id", action=EnvDefault, envvar="VARPULIS_WORKER_ID",
+                   help="stable worker name (default: a UUID, kept in --state-dir)")  # fmt: skip
+    g.add_argument("--advertise-address", action=EnvDefault,
+                   envvar="VARPULIS_ADVERTISE_ADDRESS", metavar="URL",
+                   help="URL the coordinator calls this worker at (default: "
+                   "http://HOST:PORT with the real port; 0.0.0.0 → this machine's IP)")  # fmt: skip
+    g.add_argument("--coordinator-key", action=EnvDefault, envvar="VARPULIS_COORDINATOR_KEY",
+                   help="x-api-key presented to the coordinator (default: --api-key)")  # fmt: skip
+    g.add_argument("--heartbeat-interval", type=float, action=EnvDefault,
+                   envvar="VARPULIS_HEARTBEAT_INTERVAL", default=5.0, metavar="SECONDS",
+                   help="seconds between heartbeats")  # fmt: skip
 
 
 def cmd_broker(args: argparse.Namespace) -> int:
@@ -408,6 +436,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_server_parser(sub)
     add_broker_parser(sub)
+    from varpulis.supervisor import add_cluster_parser
+
+    add_cluster_parser(sub, EnvDefault)
     return parser
 
 
