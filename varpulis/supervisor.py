@@ -220,7 +220,7 @@ class Cluster:
         lines = ["Varpulis Cluster", "=" * 23]
         lines += [f"{name:<12} {url:<{width}}  {note}".rstrip() for name, url, note in rows]
         if self.coordinator and self.coordinator.url:
-            lines.append(f"API:         {self.coordinator.url}/api/v1/cluster/")
+            lines.append(f"Cluster API: {self.coordinator.url}/api/v1/cluster/")
         return "\n".join(lines)
 
     # ------------------------------------------------------------------ run
