@@ -89,3 +89,35 @@ def test_installed_command_checks_examples() -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.count(": OK (") == len(files)
+
+
+def test_server_cluster_flags_and_env_fallbacks(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("VARPULIS_COORDINATOR", "http://env:9100")
+    monkeypatch.setenv("VARPULIS_HEARTBEAT_INTERVAL", "0.5")
+    args = build_parser().parse_args(["server", "--worker-id", "worker-0"])
+    assert (args.coordinator, args.worker_id, args.heartbeat_interval) == (
+        "http://env:9100", "worker-0", 0.5)  # fmt: skip
+    assert (args.advertise_address, args.coordinator_key) == (None, None)
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["server", "--help"])
+    text = capsys.readouterr().out
+    for var in ("VARPULIS_COORDINATOR", "VARPULIS_WORKER_ID", "VARPULIS_ADVERTISE_ADDRESS",
+                "VARPULIS_COORDINATOR_KEY", "VARPULIS_HEARTBEAT_INTERVAL"):  # fmt: skip
+        assert f"[env: {var}]" in " ".join(text.split()), var
+
+
+def test_server_flags_reach_the_config(monkeypatch: pytest.MonkeyPatch) -> None:
+    import varpulis.server
+
+    seen = []
+    monkeypatch.setattr(varpulis.server, "run_server", lambda config: seen.append(config) or 0)
+    assert main(["server", "--api-key", "test", "--coordinator", "http://localhost:9100",
+                 "--worker-id", "w1", "--advertise-address", "http://w1:9000",
+                 "--coordinator-key", "admin", "--heartbeat-interval", "2"]) == 0  # fmt: skip
+    c = seen[0]
+    assert (c.coordinator, c.worker_id, c.advertise_address, c.coordinator_key,
+            c.heartbeat_interval, c.api_key) == ("http://localhost:9100", "w1", "http://w1:9000",
+                                                 "admin", 2.0, "test")  # fmt: skip
+    assert main(["server", "--heartbeat-interval", "0"]) == 2

@@ -436,6 +436,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_server_parser(sub)
     add_broker_parser(sub)
+    from varpulis.cluster.cli import add_coordinator_parser
+
+    add_coordinator_parser(sub)
     from varpulis.supervisor import add_cluster_parser
 
     add_cluster_parser(sub, EnvDefault)

@@ -18,6 +18,7 @@ import functools
 import hmac
 import json
 import logging
+import signal
 import socket
 import ssl
 import threading
@@ -54,6 +55,7 @@ __all__ = [
     "json_response",
     "make_app",
     "serve",
+    "wait_for_shutdown",
 ]
 
 logger = logging.getLogger(__name__)
@@ -402,3 +404,32 @@ def serve(
     thread.start()
     scheme = "http" if tls is None else "https"
     return ServerHandle(real_host, real_port, scheme, socket_map, servers, dispatcher, thread)
+
+
+def wait_for_shutdown(handle: ServerHandle, stop: threading.Event | None = None,
+                      log: logging.Logger = logger) -> int:  # fmt: skip
+    """Block until SIGINT/SIGTERM (or *stop* is set); 1 if the server loop ended by itself.
+
+    The signal handlers are installed only on the main thread, and the previous
+    ones are restored before returning. The caller closes the server afterwards.
+    """
+    stop = stop or threading.Event()
+    previous: dict[int, Any] = {}
+
+    def on_signal(signum: int, frame: Any) -> None:
+        log.info("received %s: shutting down", signal.Signals(signum).name)
+        stop.set()
+
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, on_signal)
+    try:
+        # wait() with a timeout so that signal handlers run promptly on the main thread.
+        while not stop.wait(0.5):
+            if handle.wait(0):
+                log.error("the HTTP server loop ended unexpectedly")
+                return 1
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return 0

@@ -6,8 +6,11 @@ bottle app and a waitress server, and returns a running :class:`WorkerServer`
 body: it starts a worker, prints the banner (stdout, flushed; the ``API:`` line
 carries the real URL, also for ``--port 0``), then waits for SIGINT/SIGTERM and
 shuts down gracefully: stop accepting, finish in-flight requests, close every
-pipeline and its sinks. The cluster registration thread (``--coordinator``) will
-start in :meth:`WorkerServer.start` hooks; nothing here assumes it is absent.
+pipeline and its sinks. With ``--coordinator`` the worker also runs a
+:class:`~varpulis.server.registration.Registration` thread, started once the
+HTTP server listens (so the coordinator can call back at once) and stopped
+first on shutdown; it never deregisters (a stopped worker turns unhealthy at
+the coordinator, whose failover moves its pipelines).
 """
 
 from __future__ import annotations
@@ -22,9 +25,22 @@ from typing import Any
 
 from varpulis.server.app import make_worker_app
 from varpulis.server.pipelines import PipelineManager, RuntimeFactory, default_runtime
+from varpulis.server.registration import (
+    Registration,
+    RegistrationConfig,
+    advertise_address,
+    manager_status,
+    stable_worker_id,
+)
 from varpulis.web import ServerHandle, TlsConfig, serve
 
-__all__ = ["ServerConfig", "WorkerServer", "run_server", "start_worker"]
+__all__ = [
+    "ServerConfig",
+    "WorkerServer",
+    "make_registration",
+    "run_server",
+    "start_worker",
+]
 
 logger = logging.getLogger("varpulis")
 
@@ -43,31 +59,75 @@ class ServerConfig:
     max_pipelines: int = 100
     max_output_events: int = 10_000
     threads: int = 8
+    #: Cluster membership (DESIGN §2): none of it is used without ``coordinator``.
+    coordinator: str | None = None
+    worker_id: str | None = None  # None: a UUID (kept in --state-dir when there is one)
+    advertise_address: str | None = None  # None: http(s)://<host>:<real port>
+    coordinator_key: str | None = None  # None: the worker's own api_key
+    heartbeat_interval: float = 5.0
+    registration_backoff: tuple[float, float] = (1.0, 30.0)
 
 
 class WorkerServer:
-    """A running worker: ``handle`` (url, port), ``manager``; ``close()`` is graceful."""
+    """A running worker: ``handle`` (url, port), ``manager``, and ``registration``
+    (None without a coordinator); ``close()`` is graceful."""
 
-    def __init__(self, config: ServerConfig, handle: ServerHandle,
-                 manager: PipelineManager) -> None:  # fmt: skip
+    def __init__(self, config: ServerConfig, handle: ServerHandle, manager: PipelineManager,
+                 registration: Registration | None = None) -> None:  # fmt: skip
         self.config, self.handle, self.manager = config, handle, manager
+        self.registration = registration
 
     @property
     def url(self) -> str:
         return self.handle.url
 
     def close(self, timeout: float = 10.0) -> None:
-        """Stop accepting, let in-flight requests finish (≤ *timeout* s), close pipelines."""
+        """Stop heartbeating, stop accepting, let in-flight requests finish (≤ *timeout* s),
+        close pipelines."""
+        if self.registration is not None:
+            self.registration.stop(timeout=min(timeout, 2.0))
         self.handle.close(timeout)
         self.manager.close()
 
 
+def make_registration(config: ServerConfig, handle: ServerHandle,
+                      manager: PipelineManager) -> Registration:  # fmt: skip
+    """The (not yet started) registration thread of a worker listening on *handle*."""
+    assert config.coordinator is not None
+    address = config.advertise_address or advertise_address(
+        config.host, handle.port, tls=bool(config.tls_cert)
+    )
+    coordinator = config.coordinator.rstrip("/")
+    if "://" not in coordinator:  # "localhost:9100" means plain HTTP
+        coordinator = f"http://{coordinator}"
+    settings = RegistrationConfig(
+        coordinator=coordinator,
+        worker_id=config.worker_id or stable_worker_id(config.state_dir),
+        address=address,
+        api_key=config.api_key,
+        coordinator_key=config.coordinator_key or config.api_key,
+        max_pipelines=config.max_pipelines,
+        heartbeat_interval=config.heartbeat_interval,
+        backoff=config.registration_backoff,
+    )
+    return Registration(settings, manager_status(manager))
+
+
 def start_worker(
-    config: ServerConfig, *, factory: RuntimeFactory = default_runtime
+    config: ServerConfig, *, factory: RuntimeFactory = default_runtime, register: bool = True
 ) -> WorkerServer:
-    """Start a worker as *config* says; raises OSError (port, TLS files) or ValueError."""
+    """Start a worker as *config* says; raises OSError (port, TLS files) or ValueError.
+
+    With ``config.coordinator`` the registration thread is created once the
+    server listens, and started unless *register* is False (then the caller
+    starts ``worker.registration`` itself, as :func:`run_server` does to log
+    in the tutorial's order).
+    """
     if bool(config.tls_cert) != bool(config.tls_key):
         message = "--tls-cert and --tls-key must be given together"
+        raise ValueError(message)
+    if config.heartbeat_interval <= 0:
+        message = f"--heartbeat-interval must be > 0 seconds, got {config.heartbeat_interval!r}"
         raise ValueError(message)
     store = None
     if config.state_dir:
@@ -97,7 +157,12 @@ def start_worker(
     except BaseException:
         manager.close()
         raise
-    return WorkerServer(config, handle, manager)
+    registration = None
+    if config.coordinator:
+        registration = make_registration(config, handle, manager)
+        if register:
+            registration.start()
+    return WorkerServer(config, handle, manager, registration)
 
 
 def _banner(worker: WorkerServer) -> str:
@@ -116,13 +181,17 @@ def _banner(worker: WorkerServer) -> str:
         f"Metrics:   {metrics}",
         f"Pipelines: {len(worker.manager)} running (max {c.max_pipelines})",
     ]
+    reg = worker.registration
+    if reg is not None:
+        r = reg.config
+        lines.append(f"Cluster:   worker '{r.worker_id}' at {r.address} -> {r.coordinator}")
     return "\n".join(lines)
 
 
 def run_server(config: ServerConfig, *, stop: threading.Event | None = None) -> int:
     """Run a worker until SIGINT/SIGTERM (or *stop* is set); return the exit code."""
     stop = stop or threading.Event()
-    worker = start_worker(config)
+    worker = start_worker(config, register=False)
     # Decoding a 10,000-event batch allocates ~50,000 objects: with the default
     # thresholds that triggers collections which walk the whole heap (grammar,
     # engines) and cost ~25 % of batch throughput. Startup objects are frozen
@@ -142,7 +211,11 @@ def run_server(config: ServerConfig, *, stop: threading.Event | None = None) -> 
     try:
         print(_banner(worker), flush=True)
         handle = worker.handle
+        if worker.registration is not None:
+            worker.registration.announce()
         logger.info("Server listening on %s:%d", handle.host, handle.port)
+        if worker.registration is not None:
+            worker.registration.start()
         # wait() with a timeout so that signal handlers run promptly on the main thread.
         while not stop.wait(0.5):
             if not handle.wait(0):
