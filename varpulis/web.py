@@ -407,11 +407,15 @@ def serve(
 
 
 def wait_for_shutdown(handle: ServerHandle, stop: threading.Event | None = None,
-                      log: logging.Logger = logger) -> int:  # fmt: skip
+                      log: logging.Logger = logger,
+                      ready: Callable[[], None] | None = None) -> int:  # fmt: skip
     """Block until SIGINT/SIGTERM (or *stop* is set); 1 if the server loop ended by itself.
 
     The signal handlers are installed only on the main thread, and the previous
-    ones are restored before returning. The caller closes the server afterwards.
+    ones are restored before returning; *ready* (print the banner, start
+    background threads) runs once they are in place, so a signal sent as soon
+    as the banner appears already shuts down gracefully. The caller closes the
+    server afterwards.
     """
     stop = stop or threading.Event()
     previous: dict[int, Any] = {}
@@ -424,6 +428,8 @@ def wait_for_shutdown(handle: ServerHandle, stop: threading.Event | None = None,
         for sig in (signal.SIGINT, signal.SIGTERM):
             previous[sig] = signal.signal(sig, on_signal)
     try:
+        if ready is not None:
+            ready()
         # wait() with a timeout so that signal handlers run promptly on the main thread.
         while not stop.wait(0.5):
             if handle.wait(0):

@@ -17,11 +17,9 @@ from __future__ import annotations
 
 import gc
 import logging
-import signal
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any
 
 from varpulis.server.app import make_worker_app
 from varpulis.server.pipelines import PipelineManager, RuntimeFactory, default_runtime
@@ -32,7 +30,7 @@ from varpulis.server.registration import (
     manager_status,
     stable_worker_id,
 )
-from varpulis.web import ServerHandle, TlsConfig, serve
+from varpulis.web import ServerHandle, TlsConfig, serve, wait_for_shutdown
 
 __all__ = [
     "ServerConfig",
@@ -199,16 +197,8 @@ def run_server(config: ServerConfig, *, stop: threading.Event | None = None) -> 
     # a server, so the global setting is ours to choose.
     gc.freeze()
     gc.set_threshold(100_000, 50, 100)
-    previous: dict[int, Any] = {}
 
-    def on_signal(signum: int, frame: Any) -> None:
-        logger.info("received %s: shutting down", signal.Signals(signum).name)
-        stop.set()
-
-    if threading.current_thread() is threading.main_thread():
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            previous[sig] = signal.signal(sig, on_signal)
-    try:
+    def ready() -> None:
         print(_banner(worker), flush=True)
         handle = worker.handle
         if worker.registration is not None:
@@ -216,15 +206,12 @@ def run_server(config: ServerConfig, *, stop: threading.Event | None = None) -> 
         logger.info("Server listening on %s:%d", handle.host, handle.port)
         if worker.registration is not None:
             worker.registration.start()
-        # wait() with a timeout so that signal handlers run promptly on the main thread.
-        while not stop.wait(0.5):
-            if not handle.wait(0):
-                continue
-            logger.error("the HTTP server loop ended unexpectedly")
-            return 1
+
+    try:
+        status = wait_for_shutdown(worker.handle, stop, logger, ready=ready)
     finally:
         worker.close()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+    if status:
+        return status
     logger.info("server stopped")
     return 0
