@@ -14,17 +14,23 @@ from typing import Any, ClassVar
 __all__ = [
     "BadRequest",
     "EventSyntaxError",
+    "GroupNotFound",
+    "InvalidGroupSource",
     "MethodNotAllowed",
+    "NoWorkersAvailable",
     "NotFound",
     "PayloadTooLarge",
     "PipelineLimitReached",
     "PipelineNotFound",
+    "RoutingFailed",
     "Unauthorized",
     "VPLError",
     "VPLRuntimeError",
     "VPLSemanticError",
     "VPLSyntaxError",
     "VarpulisError",
+    "WorkerDeregistered",
+    "WorkerNotFound",
     "caret_snippet",
     "line_col",
 ]
@@ -179,3 +185,60 @@ class EventSyntaxError(VPLError):
 
     code = "invalid_events"
     kind = "event syntax error"
+
+
+# --------------------------------------------------------------------------- cluster
+
+
+class WorkerNotFound(NotFound):
+    """No worker with this id is registered at the coordinator."""
+
+    code = "worker_not_found"
+
+    def __init__(self, worker_id: str) -> None:
+        super().__init__(f"worker not found: {worker_id!r}")
+
+
+class WorkerDeregistered(NotFound):
+    """The worker was deregistered; its heartbeats are refused until it registers again."""
+
+    code = "worker_deregistered"
+
+    def __init__(self, worker_id: str) -> None:
+        super().__init__(f"worker {worker_id!r} was deregistered; register again to rejoin")
+
+
+class GroupNotFound(NotFound):
+    """No pipeline group with this id."""
+
+    code = "group_not_found"
+
+    def __init__(self, group_id: str) -> None:
+        super().__init__(f"pipeline group not found: {group_id!r}")
+
+
+class NoWorkersAvailable(VarpulisError):
+    """No registered worker is ready with room for a pipeline."""
+
+    code, http_status = "no_workers_available", 503
+
+
+class RoutingFailed(VarpulisError):
+    """An event could not be delivered to its target pipeline's worker."""
+
+    code, http_status = "routing_failed", 502
+
+
+class InvalidGroupSource(VarpulisError):
+    """One pipeline of a group spec has invalid VPL: the VPL error, naming the pipeline."""
+
+    code, http_status = "invalid_program", 400
+
+    def __init__(self, pipeline: str, error: VPLError) -> None:
+        self.pipeline, self.vpl_error = pipeline, error
+        super().__init__(f"pipeline {pipeline!r}: {error}")
+
+    def to_json(self) -> dict[str, Any]:
+        body = self.vpl_error.to_json()
+        body.update(error=str(self), code=self.code, pipeline=self.pipeline)
+        return body

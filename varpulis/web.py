@@ -54,6 +54,8 @@ __all__ = [
     "json_body",
     "json_response",
     "make_app",
+    "parse_json_object",
+    "raw_body",
     "serve",
     "wait_for_shutdown",
 ]
@@ -176,14 +178,23 @@ def json_body(*, required: bool = True) -> dict[str, Any]:
     set ``CONTENT_LENGTH``, also for chunked requests), avoiding bottle's copy.
     An empty body is ``{}`` unless *required*.
     """
+    raw = raw_body(required=required)
+    return parse_json_object(raw) if raw else {}
+
+
+def raw_body(*, required: bool = True) -> bytes:
+    """The request body as bytes (read from ``wsgi.input``); BadRequest if empty and *required*."""
     environ = request.environ
     length = int(environ.get("CONTENT_LENGTH") or 0)
     raw = environ["wsgi.input"].read(length) if length > 0 else b""
-    if not raw:
-        if not required:
-            return {}
+    if not raw and required:
         message = "request body is empty; expected a JSON object"
         raise BadRequest(message)
+    return raw
+
+
+def parse_json_object(raw: bytes) -> dict[str, Any]:
+    """*raw* decoded as a JSON object; BadRequest when it is not valid JSON or not an object."""
     try:
         body = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:

@@ -1,0 +1,288 @@
+"""Routing injected events to workers, and forwarding outputs between pipelines.
+
+:class:`Router` serves ``POST /pipeline-groups/{id}/inject`` and ``…/inject-batch``.
+Targets are resolved under the coordinator's lock (one dict lookup after the
+first event of a type); the HTTP call to the worker runs without it. The hot
+path avoids JSON work: the request body is decoded once (to read
+``event_type``) and forwarded as received, and the worker's answer is spliced
+into the response as raw bytes. A batch for a group with one pipeline is
+forwarded without being decoded at all.
+
+Inter-pipeline routes (``from_pipeline`` = a pipeline of the group) are served
+*through the coordinator*: when a pipeline that such a route reads from
+answers an inject, its output events whose type matches are injected into the
+route's ``to_pipeline`` (one ``events-batch`` call per target), and so on, up
+to ``max_hops`` deep (a cycle stops there, reported as ``hop_limit``). The
+response then carries an additive ``forwarded`` list. Outputs that a pipeline
+sends only to its sinks (``.to(...)``, or context streams without ``wait``)
+are not in the worker's answer and so are not forwarded.
+
+A call whose target moved while it was in flight (worker unreachable or
+pipeline 404) is retried once on the current placement; otherwise a failure is
+``502 routing_failed``, except a worker's 400/413 (a malformed event), which is
+passed back as the caller's error.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from bottle import HTTPResponse
+
+from varpulis.cluster.client import WorkerCallError, decode
+from varpulis.cluster.routing import forward_targets
+from varpulis.errors import BadRequest, PayloadTooLarge, RoutingFailed, VarpulisError
+from varpulis.web import parse_json_object
+
+if TYPE_CHECKING:
+    from varpulis.cluster.coordinator import Coordinator, Target
+
+__all__ = ["Router"]
+
+_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+_JSON = "application/json"
+
+
+def _raw_response(parts: list[bytes]) -> HTTPResponse:
+    return HTTPResponse(b"".join(parts), status=200, content_type=_JSON)
+
+
+def _event_type(item: Any, where: str) -> str:
+    event_type = item.get("event_type") if isinstance(item, dict) else None
+    if not isinstance(event_type, str) or not event_type:
+        message = f'{where}"event_type" must be a non-empty string, got {event_type!r:.80}'
+        raise BadRequest(message)
+    return event_type
+
+
+class Router:
+    """Injects events into groups through *coordinator*; *max_hops* bounds forwarding."""
+
+    def __init__(self, coordinator: Coordinator, max_hops: int = 8) -> None:
+        self._c, self.max_hops = coordinator, max_hops
+
+    # ------------------------------------------------------------------ calls
+
+    def _call(self, target: Target, send: Callable[[Target], bytes]) -> tuple[Target, bytes]:
+        """*send* to *target*; once more to the current placement if it moved meanwhile."""
+        try:
+            return target, send(target)
+        except WorkerCallError as exc:
+            first = exc
+        if first.status in (None, 404):
+            current = self._c.resolve_pipeline(target.group_id, target.pipeline)
+            if (current.pipeline_id, current.address) != (target.pipeline_id, target.address):
+                try:
+                    return current, send(current)
+                except WorkerCallError as exc:
+                    first, target = exc, current
+            if first.status == 404 and first.code == "pipeline_not_found":
+                # The worker lost it (restarted without --state-dir): reconcile now.
+                self._c.submit(
+                    ("reconcile", target.worker_id),
+                    self._c.recovery.reconcile,
+                    target.worker_id,
+                    True,
+                )
+        if first.status in (400, 413):
+            try:
+                message = json.loads(first.body)["error"]
+            except (ValueError, KeyError, TypeError):
+                message = first.body[:300].decode("utf-8", "replace")
+            if first.status == 413:
+                msg = f"worker {target.worker_id!r}: {message}"
+                raise PayloadTooLarge(msg)
+            msg = f"worker {target.worker_id!r} rejected the event(s): {message}"
+            raise BadRequest(msg)
+        self._c.count(routing_failures=1)
+        message = (
+            f"event routing to pipeline {target.pipeline!r} on worker "
+            f"{target.worker_id!r} failed: {first}"
+        )
+        raise RoutingFailed(message)
+
+    # ------------------------------------------------------------------ single
+
+    def inject(self, group_id: str, raw: bytes, query: str = "") -> HTTPResponse | dict[str, Any]:
+        """Route one ``{event_type, fields}`` event; the tutorial's response."""
+        body = parse_json_object(raw)
+        event_type = _event_type(body, "")
+        fields = body.get("fields")
+        if fields is None:
+            body["fields"] = {}
+            raw = _encode(body).encode()
+        elif not isinstance(fields, dict):
+            message = f'"fields" must be an object, got {type(fields).__name__}'
+            raise BadRequest(message)
+        target = self._c.resolve(group_id, event_type)
+        client = self._c.client
+        target, answer = self._call(
+            target, lambda t: client.inject(t.address, t.key, t.pipeline_id, raw, query)
+        )
+        if not target.forwards:
+            return _raw_response(
+                [
+                    b'{"routed_to":',
+                    _encode(target.pipeline).encode(),
+                    b',"worker_id":',
+                    _encode(target.worker_id).encode(),
+                    b',"worker_response":',
+                    answer,
+                    b"}",
+                ]
+            )
+        response = decode(answer)
+        forwarded = self._forward(group_id, target.pipeline, response.get("output_events"), 1)
+        return {
+            "routed_to": target.pipeline,
+            "worker_id": target.worker_id,
+            "worker_response": response,
+            "forwarded": forwarded,
+        }
+
+    # ------------------------------------------------------------------ batch
+
+    def inject_batch(self, group_id: str, raw: bytes, query: str = "") -> dict[str, Any]:
+        """Route ``{"events": [...]}``: one ``events-batch`` call per target pipeline.
+
+        Response: ``accepted`` (events the workers accepted), ``events_failed``,
+        ``results`` (per target: pipeline, worker_id, events, accepted, and
+        ``error`` when that call failed), ``output_events`` (the workers'
+        outputs, flattened, target by target) and, when the group forwards,
+        ``forwarded``. 502 when every target failed.
+        """
+        single = self._c.single_pipeline(group_id)
+        buckets: dict[str, list[Any] | None]
+        known: int | None = None  # the event count, when decoded
+        if single is not None:  # one possible target: forward the body undecoded
+            buckets = {single: None}
+        else:
+            items = parse_json_object(raw).get("events")
+            if not isinstance(items, list):
+                message = f'"events" must be a list of events, got {type(items).__name__}'
+                raise BadRequest(message)
+            buckets = self._bucket(group_id, items)
+            if len(buckets) == 1:  # one target after all: forward the body as received
+                buckets, known = dict.fromkeys(buckets), len(items)
+        client = self._c.client
+        results, outputs, forwarded = [], [], []
+        accepted = failed = 0
+        last_error: Exception | None = None
+        for name, events in buckets.items():
+            payload = raw if events is None else _encode({"events": events}).encode()
+            target = self._c.resolve_pipeline(group_id, name)
+            result: dict[str, Any] = {"pipeline": name, "worker_id": target.worker_id}
+            try:
+                target, answer = self._call(
+                    target,
+                    lambda t, b=payload: client.inject_batch(
+                        t.address, t.key, t.pipeline_id, b, query
+                    ),
+                )
+                response = decode(answer)
+            except (RoutingFailed, WorkerCallError) as exc:
+                if events is None:
+                    raise
+                last_error = exc
+                failed += len(events)
+                results.append({**result, "events": len(events), "accepted": 0, "error": str(exc)})
+                continue
+            n = response.get("accepted", 0)
+            accepted += n
+            results.append(
+                {
+                    **result,
+                    "worker_id": target.worker_id,
+                    "events": (known if known is not None else n)
+                    if events is None
+                    else len(events),
+                    "accepted": n,
+                }
+            )
+            outs = response.get("output_events") or []
+            outputs.extend(outs)
+            if target.forwards:
+                forwarded.extend(self._forward(group_id, name, outs, 1))
+        if results and accepted == 0 and failed and last_error is not None:
+            if isinstance(last_error, RoutingFailed):
+                raise last_error
+            msg = f"event routing failed: {last_error}"
+            raise RoutingFailed(msg)
+        self._c.count(batch_events=accepted)
+        out: dict[str, Any] = {
+            "accepted": accepted,
+            "events_failed": failed,
+            "results": results,
+            "output_events": outputs,
+        }
+        if forwarded:
+            out["forwarded"] = forwarded
+        return out
+
+    def _bucket(self, group_id: str, items: list[Any]) -> dict[str, list[Any] | None]:
+        buckets: dict[str, list[Any] | None] = {}
+        targets = self._c.targets_of(group_id)
+        for index, item in enumerate(items):
+            event_type = _event_type(item, f"events[{index}]: ")
+            name = targets(event_type)
+            bucket = buckets.get(name)
+            if bucket is None:
+                bucket = buckets[name] = []
+            bucket.append(item)  # type: ignore[union-attr]
+        return buckets
+
+    # ------------------------------------------------------------------ forwarding
+
+    def _forward(self, group_id: str, source: str, outputs: Any, hop: int) -> list[dict[str, Any]]:
+        """Inject *source*'s matching outputs into the routes' targets; one record per call."""
+        if not isinstance(outputs, list) or not outputs:
+            return []
+        routes = self._c.routes_of(group_id)
+        if routes is None:  # torn down meanwhile
+            return []
+        buckets: dict[str, list[dict[str, Any]]] = {}
+        for out in outputs:
+            event_type = out.get("event_type") if isinstance(out, dict) else None
+            if not isinstance(event_type, str):
+                continue
+            for target in forward_targets(routes, source, event_type):
+                fields = {k: v for k, v in out.items() if k != "event_type"}
+                buckets.setdefault(target, []).append({"event_type": event_type, "fields": fields})
+        records: list[dict[str, Any]] = []
+        client = self._c.client
+        for name, events in buckets.items():
+            record: dict[str, Any] = {
+                "from_pipeline": source,
+                "routed_to": name,
+                "hop": hop,
+                "events": len(events),
+            }
+            if hop > self.max_hops:
+                records.append({**record, "accepted": 0, "error": "hop_limit"})
+                continue
+            payload = _encode({"events": events}).encode()
+            try:
+                target = self._c.resolve_pipeline(group_id, name)
+                target, answer = self._call(
+                    target,
+                    lambda t, b=payload: client.inject_batch(t.address, t.key, t.pipeline_id, b),
+                )
+                response = decode(answer)
+            except (VarpulisError, WorkerCallError) as exc:
+                records.append({**record, "accepted": 0, "error": str(exc)})
+                continue
+            outs = response.get("output_events") or []
+            records.append(
+                {
+                    **record,
+                    "worker_id": target.worker_id,
+                    "accepted": response.get("accepted", 0),
+                    "output_events": outs,
+                }
+            )
+            self._c.count(forwarded_events=len(events))
+            if target.forwards:
+                records.extend(self._forward(group_id, name, outs, hop + 1))
+        return records
