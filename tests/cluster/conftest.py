@@ -17,6 +17,7 @@ import requests
 
 from varpulis.cluster import CoordinatorConfig, CoordinatorServer, start_coordinator
 from varpulis.server import ServerConfig, WorkerServer, start_worker
+from varpulis.server.pipelines import default_runtime
 
 ADMIN, WORKER_KEY = "admin", "test"
 A_SOURCE = 'stream A = EventA .emit(result: "from-a")'
@@ -129,7 +130,13 @@ class Cluster:
         self._all: list[WorkerServer] = []
 
     def add_worker(
-        self, worker_id: str, *, max_pipelines: int = 100, beat: bool = True, **config: Any
+        self,
+        worker_id: str,
+        *,
+        max_pipelines: int = 100,
+        beat: bool = True,
+        factory: Callable[[str], Any] = default_runtime,
+        **config: Any,
     ) -> WorkerServer:
         worker = start_worker(
             ServerConfig(
@@ -140,7 +147,8 @@ class Cluster:
                     "max_pipelines": max_pipelines,
                     **config,
                 }
-            )
+            ),
+            factory=factory,
         )
         self._all.append(worker)
         self.workers[worker_id] = worker

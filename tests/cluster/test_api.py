@@ -120,8 +120,15 @@ def test_tutorial_deploy_inject_topology_teardown(cluster: Cluster) -> None:
             "output_events": [{"event_type": "A", "result": "from-a"}],
         },
     }
-    r = cluster.api.inject(gid, "EventB_foo", y=99)
-    assert (r.json()["routed_to"], r.json()["worker_id"]) == ("pipeline-b", "worker-1")
+    r = cluster.api.inject(gid, "EventB_foo", y=99)  # the EventB family, delivered as EventB
+    assert r.json() == {
+        "routed_to": "pipeline-b",
+        "worker_id": "worker-1",
+        "worker_response": {
+            "accepted": True,
+            "output_events": [{"event_type": "B", "result": "from-b"}],
+        },
+    }
     r = cluster.api.inject(gid, "EventB", y=99)
     assert r.json()["worker_response"]["output_events"] == [{"event_type": "B", "result": "from-b"}]
 
@@ -371,17 +378,19 @@ def test_inject_batch_groups_events_per_target(cluster: Cluster) -> None:
     gid = _tutorial(cluster)
     events = [
         {"event_type": t, "fields": {"i": i}}
-        for i, t in enumerate(["EventA", "EventB", "EventA", "Unrouted"])
+        for i, t in enumerate(["EventA", "EventB", "EventA", "Unrouted", "EventB_foo"])
     ]
     body = cluster.api.post(f"{GROUPS}/{gid}/inject-batch", json={"events": events}).json()
-    assert body["accepted"] == 4 and body["events_failed"] == 0
+    assert body["accepted"] == 5 and body["events_failed"] == 0
     assert body["results"] == [
         {"pipeline": "pipeline-a", "worker_id": "worker-0", "events": 3, "accepted": 3},
-        {"pipeline": "pipeline-b", "worker_id": "worker-1", "events": 1, "accepted": 1},
+        {"pipeline": "pipeline-b", "worker_id": "worker-1", "events": 2, "accepted": 2},
     ]
-    assert body["output_events"] == [{"event_type": "A", "result": "from-a"}] * 2 + [
-        {"event_type": "B", "result": "from-b"}
-    ]
+    assert (
+        body["output_events"]
+        == [{"event_type": "A", "result": "from-a"}] * 2
+        + [{"event_type": "B", "result": "from-b"}] * 2
+    )
     r = cluster.api.post(f"{GROUPS}/{gid}/inject-batch", json={"events": [{"fields": {}}]})
     assert r.status_code == 400 and "events[0]" in r.json()["error"]
     r = cluster.api.post(f"{GROUPS}/{gid}/inject-batch", json={"events": "nope"})
@@ -398,6 +407,14 @@ def test_inject_batch_single_pipeline_fast_path(cluster: Cluster) -> None:
     ]
     r = cluster.api.post(f"{GROUPS}/{gid}/inject-batch", json={"events": [{"x": 1}]})
     assert r.status_code == 400 and "worker-0" in r.json()["error"]
+    # a one-pipeline group reached by a family route still renames its members
+    spec = {"name": "f", "pipelines": [{"name": "a", "source": A_SOURCE}],
+            "routes": [{"from_pipeline": "_external", "to_pipeline": "a",
+                        "event_types": ["EventA*"]}]}  # fmt: skip
+    gid = cluster.api.deploy(spec)["id"]
+    events = [{"event_type": "EventA_x", "fields": {}}]
+    body = cluster.api.post(f"{GROUPS}/{gid}/inject-batch", json={"events": events}).json()
+    assert body["output_events"] == [{"event_type": "A", "result": "from-a"}]
 
 
 def test_inter_pipeline_routes_forward_outputs_through_the_coordinator(cluster: Cluster) -> None:

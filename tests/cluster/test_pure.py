@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from varpulis.cluster.groups import Group, parse_spec
+from varpulis.cluster.groups import Group, parse_spec, pipeline_reads
 from varpulis.cluster.health import HealthSweeper, health_sweep
 from varpulis.cluster.placement import place
-from varpulis.cluster.routing import find_target_pipeline, forward_targets, matches
+from varpulis.cluster.routing import (
+    family_type,
+    find_route,
+    find_target_pipeline,
+    forward_targets,
+    matches,
+)
 from varpulis.cluster.workers import Worker, WorkerStatus, parse_heartbeat, parse_registration
 from varpulis.errors import BadRequest, InvalidGroupSource, NoWorkersAvailable
 
@@ -58,6 +64,37 @@ ROUTES = [
 )
 def test_first_external_match_wins_else_first_pipeline(event_type: str, target: str) -> None:
     assert find_target_pipeline(ROUTES, ["a", "b", "c"], event_type) == target
+
+
+@pytest.mark.parametrize(
+    ("pattern", "event_type", "reads", "expected"),
+    [
+        ("EventB*", "EventB_foo", {"EventB"}, "EventB"),  # the tutorial's Part 5
+        ("EventB*", "EventB_foo", {"EventB", "EventB_foo"}, "EventB_foo"),  # read as itself
+        ("EventB*", "EventB", {"EventB"}, "EventB"),
+        ("EventB*", "EventBX", {"Other"}, "EventBX"),  # the target reads neither: unchanged
+        ("EventB", "EventB", {"X"}, "EventB"),  # exact patterns never rename
+        ("*", "Anything", {""}, "Anything"),  # a bare * is no family
+        (None, "Unrouted", {"U"}, "Unrouted"),  # the first-pipeline default
+    ],
+)
+def test_prefix_routes_deliver_event_families(
+    pattern: str | None, event_type: str, reads: set[str], expected: str
+) -> None:
+    assert family_type(pattern, event_type, reads) == expected
+
+
+def test_find_route_names_the_matching_pattern() -> None:
+    routes = [("_external", "a", ["X", "EventA*"]), ("_external", "b", ["*"])]
+    assert find_route(routes, ["a", "b"], "EventA1") == ("a", "EventA*")
+    assert find_route(routes, ["a", "b"], "Q") == ("b", "*")
+    assert find_route([], ["a"], "Q") == ("a", None)
+
+
+def test_pipeline_reads_are_the_event_types_not_the_streams() -> None:
+    source = "stream B = EventB .emit(x: 1)\nstream C = B .where(x > 0)\nstream D = X -> Y"
+    assert pipeline_reads(source) == {"EventB", "X", "Y"}
+    assert pipeline_reads("stream = (") == frozenset()
 
 
 def test_inter_pipeline_routes_do_not_route_injects() -> None:

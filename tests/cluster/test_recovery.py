@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import Any
 
 from tests.cluster.conftest import A_SOURCE, Cluster, tutorial_spec
 from tests.utils import poll_for
+from varpulis.server.pipelines import default_runtime
 
 GROUPS = "/api/v1/cluster/pipeline-groups"
 WORKERS = "/api/v1/cluster/workers"
@@ -75,6 +77,39 @@ def test_unhealthy_worker_that_comes_back_gets_its_stale_copy_deleted(cluster: C
     cluster.beats.add("worker-0", w0)  # back: it reports the retired copy, which is deleted
     poll_for(lambda: old not in w0.manager.ids(), 5, what="stale copy deleted")
     assert cluster.api.workers()["worker-0"]["status"] == "ready"
+
+
+def test_deregistered_worker_keeps_running_without_its_pipelines(cluster: Cluster) -> None:
+    cluster.add_worker("worker-0")
+    w1 = cluster.add_worker("worker-1")
+    gid = cluster.api.deploy(tutorial_spec())["id"]
+    assert len(w1.manager.ids()) == 1
+    cluster.beats.remove("worker-1")
+    assert cluster.api.delete(f"{WORKERS}/worker-1").json() == {"deleted": True}
+    poll_for(lambda: _placement(cluster, gid, "pipeline-b")["worker_id"] == "worker-0", 5)
+    poll_for(lambda: w1.manager.ids() == [], 5, what="old copy deleted from worker-1")
+    r = cluster.api.inject(gid, "EventB", y=1)
+    assert r.json()["worker_id"] == "worker-0"
+
+
+def test_a_deploy_that_times_out_but_lands_later_is_deleted(make_cluster) -> None:
+    cluster = make_cluster(http_timeout=0.3)
+    release, landed = threading.Event(), threading.Event()
+
+    def slow_runtime(source: str) -> Any:
+        release.wait(10)  # the worker is still compiling when the coordinator gives up
+        runtime = default_runtime(source)
+        landed.set()
+        return runtime
+
+    w0 = cluster.add_worker("worker-0", factory=slow_runtime)
+    spec = {"name": "g", "pipelines": [{"name": "a", "source": A_SOURCE}]}
+    r = cluster.api.post(GROUPS, json=spec)
+    assert r.status_code == 201 and r.json()["status"] == "failed", r.text
+    release.set()
+    assert landed.wait(10)
+    # the worker's next heartbeat reports a pipeline nobody placed: the coordinator deletes it
+    poll_for(lambda: w0.manager.ids() == [], 5, what="stray pipeline deleted")
 
 
 def test_worker_restart_with_same_id_is_reconciled(cluster: Cluster) -> None:

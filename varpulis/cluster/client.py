@@ -201,10 +201,19 @@ class WorkerClient:
             raise WorkerCallError(message, status, data)
         return data
 
-    def deploy(self, address: str, key: str | None, name: str, source: str) -> str:
-        """Deploy a pipeline; return the worker's pipeline id."""
+    def deploy(
+        self, address: str, key: str | None, name: str, source: str, pipeline_id: str | None = None
+    ) -> str:
+        """Deploy a pipeline (with the id *pipeline_id* when given); return the worker's id.
+
+        Choosing the id first lets the caller find the pipeline again when the
+        call fails without an answer (a timeout) but the deploy still lands.
+        """
         url = f"{address}/api/v1/pipelines"
-        raw = self.request("POST", url, key, json.dumps({"name": name, "source": source}).encode())
+        body = {"name": name, "source": source}
+        if pipeline_id is not None:
+            body["id"] = pipeline_id
+        raw = self.request("POST", url, key, json.dumps(body).encode())
         try:
             pipeline_id = json.loads(raw)["id"]
         except (ValueError, KeyError, TypeError):

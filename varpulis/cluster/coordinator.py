@@ -274,18 +274,21 @@ class Coordinator:
     def deregister(self, worker_id: str) -> dict[str, Any]:
         """Forget a worker; its later heartbeats get 404 ``worker_deregistered``.
 
-        Its placements are moved to other workers by the next sweeps (the
-        process may keep running; the coordinator no longer calls it).
+        Its placements are moved to other workers, then deleted from it (the
+        process may keep running; the coordinator no longer calls it after that).
         """
         with self._lock:
-            if self._workers.pop(worker_id, None) is None:
+            worker = self._workers.pop(worker_id, None)
+            if worker is None:
                 raise WorkerNotFound(worker_id)
+            copies = sorted(worker.placed | worker.retired)
             self._tombstones[worker_id] = None
             while len(self._tombstones) > MAX_TOMBSTONES:
                 del self._tombstones[next(iter(self._tombstones))]
         logger.info("worker %r deregistered", worker_id)
         self.persist()
-        self.submit(("failover",), self.recovery.failover)
+        cleanup = self.recovery.deregistered
+        self.submit(("deregistered", worker_id), cleanup, worker.address, worker.api_key, copies)
         return {"deleted": True}
 
     def _check_reconcile(self, worker: Worker) -> None:
@@ -374,13 +377,12 @@ class Coordinator:
                 group.placements[pipeline.name] = Placement(
                     pipeline.name, worker_id, worker.address
                 )
-                tasks.append(
-                    (pipeline.name, worker_id, worker.address, worker.api_key, pipeline.source)
-                )
+                tasks.append((pipeline.name, worker_id, worker.address, worker.api_key,
+                              pipeline.source, str(uuid.uuid4())))  # fmt: skip
             self._groups[group.id] = group
         futures: list[Future[str]] = [
-            self._io.submit(self.client.deploy, address, key, name, source)
-            for name, _, address, key, source in tasks
+            self._io.submit(self.client.deploy, address, key, name, source, pid)
+            for name, _, address, key, source, pid in tasks
         ]
         results: list[str | WorkerCallError] = []
         for future in futures:
@@ -391,13 +393,16 @@ class Coordinator:
         undo = []
         with self._lock:
             alive = self._groups.get(group.id) is group
-            for (name, worker_id, address, key, _), result in zip(tasks, results, strict=False):
+            for task, result in zip(tasks, results, strict=True):
+                name, worker_id, address, key, _, pid = task
                 worker = self._workers.get(worker_id)
                 if worker is not None:
                     worker.pending -= 1
                 placement = group.placements[name]
                 if isinstance(result, WorkerCallError):
                     placement.status, placement.error = FAILED, str(result)
+                    if result.status is None and worker is not None:
+                        worker.retired.add(pid)  # no answer: deleted if it shows up
                     self.stats.deploys_failed += 1
                     continue
                 self.stats.deploys_ok += 1
@@ -533,12 +538,13 @@ class Coordinator:
 
     def single_pipeline(self, group_id: str) -> str | None:
         """The name of a one-pipeline group's pipeline (every event goes there), else None."""
-        names = self._group(group_id).pipeline_names
-        return names[0] if len(names) == 1 else None
+        group = self._group(group_id)
+        names = group.pipeline_names
+        return names[0] if len(names) == 1 and not group.renames else None
 
-    def targets_of(self, group_id: str) -> Callable[[str], str]:
-        """The group's event type → pipeline function (routes never change; memoised)."""
-        return self._group(group_id).target  # type: ignore[return-value]
+    def deliveries_of(self, group_id: str) -> Callable[[str], tuple[str, str]]:
+        """The group's event type → (pipeline, delivered type) function (memoised)."""
+        return self._group(group_id).delivery  # type: ignore[return-value]
 
     def routes_of(self, group_id: str) -> tuple[tuple[str, str, Any], ...] | None:
         """The group's routes, or None when it no longer exists."""

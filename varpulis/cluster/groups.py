@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from varpulis.cluster.placement import check_strategy
-from varpulis.cluster.routing import EXTERNAL, Route, find_target_pipeline
+from varpulis.cluster.routing import EXTERNAL, Route, family_type, find_route
 from varpulis.errors import BadRequest, InvalidGroupSource, VPLError
 
 __all__ = [
@@ -29,6 +29,7 @@ __all__ = [
     "Placement",
     "RouteSpec",
     "parse_spec",
+    "pipeline_reads",
     "validate_source",
 ]
 
@@ -42,6 +43,18 @@ def validate_source(source: str) -> None:
     from varpulis.lang.validate import validate
 
     validate(parse(source))
+
+
+def pipeline_reads(source: str) -> frozenset[str]:
+    """The event types a pipeline's streams read (stream names excluded); empty if invalid."""
+    from varpulis.compiler.plan import plan_program
+    from varpulis.lang import parse
+
+    try:
+        plan = plan_program(parse(source))
+    except VPLError:
+        return frozenset()
+    return plan.event_types - {s.name for s in plan.streams}
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,20 +239,45 @@ class Group:
         return frozenset(r.from_pipeline for r in self.spec.routes if r.from_pipeline != EXTERNAL)
 
     @functools.cached_property
-    def _targets(self) -> dict[str, str | None]:
+    def _deliveries(self) -> dict[str, tuple[str | None, str]]:
         return {}
 
-    def target(self, event_type: str) -> str | None:
-        """The pipeline an injected *event_type* goes to (memoised; routes never change)."""
-        cache = self._targets
+    @functools.cached_property
+    def reads(self) -> dict[str, frozenset[str]]:
+        """Per pipeline, the event types its streams read."""
+        return {p.name: pipeline_reads(p.source) for p in self.spec.pipelines}
+
+    @functools.cached_property
+    def renames(self) -> bool:
+        """True when some ``Prefix*`` route may deliver an event under its family's name."""
+        reads = self.reads
+        return any(
+            p.endswith("*") and p[:-1] in reads.get(target, ())
+            for source, target, patterns in self.routes
+            if source == EXTERNAL
+            for p in patterns
+        )
+
+    def delivery(self, event_type: str) -> tuple[str | None, str]:
+        """``(pipeline, type to deliver as)`` for an injected *event_type* (memoised).
+
+        See :func:`~varpulis.cluster.routing.family_type` for the delivered type.
+        """
+        cache = self._deliveries
         try:
             return cache[event_type]
         except KeyError:
             pass
-        target = find_target_pipeline(self.routes, self.pipeline_names, event_type)
+        target, pattern = find_route(self.routes, self.pipeline_names, event_type)
+        reads = self.reads.get(target, frozenset()) if target is not None else frozenset()
+        found = (target, family_type(pattern, event_type, reads))
         if len(cache) < 10_000:  # bounded: event types come from callers
-            cache[event_type] = target
-        return target
+            cache[event_type] = found
+        return found
+
+    def target(self, event_type: str) -> str | None:
+        """The pipeline an injected *event_type* goes to (memoised; routes never change)."""
+        return self.delivery(event_type)[0]
 
     def source(self, name: str) -> str:
         return next(p.source for p in self.spec.pipelines if p.name == name)

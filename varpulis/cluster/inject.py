@@ -116,6 +116,10 @@ class Router:
         elif not isinstance(fields, dict):
             message = f'"fields" must be an object, got {type(fields).__name__}'
             raise BadRequest(message)
+        delivered = self._c.deliveries_of(group_id)(event_type)[1]
+        if delivered != event_type:  # an event family's member, delivered as the family
+            body["event_type"] = delivered
+            raw = _encode(body).encode()
         target = self._c.resolve(group_id, event_type)
         client = self._c.client
         target, answer = self._call(
@@ -163,8 +167,8 @@ class Router:
             if not isinstance(items, list):
                 message = f'"events" must be a list of events, got {type(items).__name__}'
                 raise BadRequest(message)
-            buckets = self._bucket(group_id, items)
-            if len(buckets) == 1:  # one target after all: forward the body as received
+            buckets, renamed = self._bucket(group_id, items)
+            if len(buckets) == 1 and not renamed:  # one target: forward the body as received
                 buckets, known = dict.fromkeys(buckets), len(items)
         client = self._c.client
         results, outputs, forwarded = [], [], []
@@ -221,17 +225,22 @@ class Router:
             out["forwarded"] = forwarded
         return out
 
-    def _bucket(self, group_id: str, items: list[Any]) -> dict[str, list[Any] | None]:
+    def _bucket(self, group_id: str, items: list[Any]) -> tuple[dict[str, list[Any] | None], bool]:
+        """Events per target pipeline, and whether any was renamed to its family's type."""
         buckets: dict[str, list[Any] | None] = {}
-        targets = self._c.targets_of(group_id)
+        deliveries = self._c.deliveries_of(group_id)
+        renamed = False
         for index, item in enumerate(items):
             event_type = _event_type(item, f"events[{index}]: ")
-            name = targets(event_type)
+            name, delivered = deliveries(event_type)
+            if delivered != event_type:
+                item = {**item, "event_type": delivered}
+                renamed = True
             bucket = buckets.get(name)
             if bucket is None:
                 bucket = buckets[name] = []
             bucket.append(item)  # type: ignore[union-attr]
-        return buckets
+        return buckets, renamed
 
     # ------------------------------------------------------------------ forwarding
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+import uuid
 from typing import TYPE_CHECKING, Any
 
 from varpulis.cluster.client import WorkerCallError
@@ -70,12 +71,15 @@ class Recovery:
             source = group.source(name)  # type: ignore[union-attr]
             address, key = target.address, target.api_key
             target.pending += 1
+        chosen = str(uuid.uuid4())
         try:
-            new_id = c.client.deploy(address, key, name, source)
+            new_id = c.client.deploy(address, key, name, source, chosen)
         except WorkerCallError as exc:
             with c.lock:
                 target.pending -= 1
                 c.stats.moves_failed += 1
+                if exc.status is None:
+                    target.retired.add(chosen)  # no answer: deleted if it shows up
             logger.error("%s of pipeline %r to worker %r failed: %s", reason, name, target_id, exc)
             return False
         with c.lock:
@@ -142,6 +146,20 @@ class Recovery:
                     if worker is None or worker.status is WorkerStatus.UNHEALTHY:
                         out.append((group.id, p.pipeline_name, p.epoch, p.worker_id))
         return out
+
+    def deregistered(self, address: str, key: str | None, pipeline_ids: list[str]) -> None:
+        """After a deregistration: move its pipelines elsewhere, then delete the old copies.
+
+        The deregistered process may keep running; without this its pipelines
+        would go on running there, unknown to the coordinator (best effort: an
+        unreachable worker keeps them until it is restarted).
+        """
+        self.failover()
+        for pipeline_id in pipeline_ids:
+            error = self._c._delete_quietly(address, key, pipeline_id)
+            if error is not None:
+                logger.warning("could not delete pipeline %s from deregistered worker at %s: %s",
+                               pipeline_id, address, error)  # fmt: skip
 
     def failover(self) -> int:
         """Move every orphan to the least-loaded available worker; return how many moved."""

@@ -87,7 +87,7 @@ def _document() -> dict[str, Any]:
                 "201": _json(_obj({"id": _S, "name": _S, "status": _S,
                                    "warnings": {"type": "array", "items": _S}}), "Deployed"),
                 **_errors(400, 401, 413, 429)},
-                _obj({"name": _S, "source": _S}, ("name", "source"))),
+                _obj({"name": _S, "source": _S, "id": _S}, ("name", "source"))),
             "get": _op("List pipelines (deploy order)", {
                 "200": _json(_obj({"pipelines": {"type": "array", "items": _INFO}, "total": _I,
                                    "pagination": {"type": "object"}}), "One page"),
