@@ -4,10 +4,12 @@ Runs ``examples/mandelbrot/mandelbrot_server.vpl`` (without its MQTT sink) twice
 in the same run: once in one inline Engine (the tiles one after another), once in
 a :class:`~varpulis.runtime.contexts.ContextRuntime` over ``ipc`` (one forkserver
 process per context, so the 4 tiles run in parallel), injecting the 4 tiles of
-one row in one batch with a flush barrier. Verifies that both give the same
-pixel count and iteration checksum, and prints both times and the ratio (target
-≥ 1.6× on 2 cores), then the deploy-to-ready time of all 16 contexts
-(target ≤ 3 s).
+one row in one batch with a flush barrier. Both sides use ``process_chunks``: the
+tiles run as numpy kernels and their pixels come back as columnar batches (over
+the transport as ``columns`` frames), never as per-pixel dicts. Verifies that both
+give the same pixel count and iteration checksum, and prints both times and the
+ratio (target ≥ 1.6× on 2 cores), then the deploy-to-ready time of all 16
+contexts (target ≤ 3 s).
 
     python bench/contexts.py [--row 1] [--size 250] [--max-iter 256] [--transport ipc]
 """
@@ -26,6 +28,7 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _HERE]
 sys.path.insert(0, os.path.dirname(_HERE))
 
+from kernels.columnar import ColumnarBatch  # noqa: E402
 from varpulis.events import Event  # noqa: E402
 from varpulis.runtime.contexts import ContextRuntime  # noqa: E402
 from varpulis.runtime.engine import Engine  # noqa: E402
@@ -39,10 +42,19 @@ def source(size: int, max_iter: int) -> str:
     return src.replace('.to(MqttOut, topic: "mandelbrot/pixels")', "")
 
 
-def checksum(outputs: list[Event]) -> tuple[int, int, int]:
-    """(pixels, Σ iterations, diverged pixels)."""
-    its = [e.fields["iterations"] for e in outputs]
-    return len(its), sum(its), sum(1 for e in outputs if e.fields["diverged"])
+def checksum(outputs: list[Event | ColumnarBatch]) -> tuple[int, int, int]:
+    """(pixels, Σ iterations, diverged pixels) over events and batches."""
+    pixels = total = diverged = 0
+    for out in outputs:
+        if isinstance(out, ColumnarBatch):
+            pixels += len(out)
+            total += int(out.columns["iterations"].sum())
+            diverged += int(out.columns["diverged"].sum())
+        else:
+            pixels += 1
+            total += out.fields["iterations"]
+            diverged += bool(out.fields["diverged"])
+    return pixels, total, diverged
 
 
 def main() -> None:
@@ -61,14 +73,14 @@ def main() -> None:
     try:
         rt.process(Event("Warmup", {}), wait=True)
         started = time.perf_counter()
-        parallel = rt.process_batch(tiles, wait=True)
+        parallel = rt.process_chunks(tiles, wait=True)
         t_contexts = time.perf_counter() - started
     finally:
         rt.close()
 
     engine = Engine(src)
     started = time.perf_counter()
-    inline = engine.process_batch(tiles)
+    inline = [out for tile in tiles for out in engine.process_chunks(tile)]
     t_inline = time.perf_counter() - started
 
     a, b = checksum(inline), checksum(parallel)

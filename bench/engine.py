@@ -13,16 +13,23 @@ does the same work. Prints events/s of both and the ratio engine/hand-written
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import re
+import sys
 import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
 
-from varpulis.runtime.engine import Engine
-from varpulis.simulate import simulate
+# Run as a script, bench/ (which holds kernels.py) would shadow the ``kernels`` package.
+_HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _HERE]
+sys.path.insert(0, os.path.dirname(_HERE))
+
+from varpulis.runtime.engine import Engine  # noqa: E402
+from varpulis.simulate import simulate  # noqa: E402
 
 SYMBOLS = ["AAPL", "MSFT", "GOOG", "AMZN", "TSLA", "META", "NVDA", "IBM"]
 LINE = re.compile(

@@ -16,18 +16,25 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import sys
 import threading
 import time
 from collections.abc import Callable
 
-from paho.mqtt import client as paho
+# Run as a script, bench/ (which holds kernels.py) would shadow the ``kernels`` package.
+_HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _HERE]
+sys.path.insert(0, os.path.dirname(_HERE))
 
-from varpulis.connectors.base import ConnectorConfig
-from varpulis.connectors.broker import BrokerHandle, start_broker
-from varpulis.connectors.mqtt import MqttSink
-from varpulis.connectors.sources import make_source
-from varpulis.events import Event, dumps_sink
-from varpulis.runtime.engine import Engine
+from paho.mqtt import client as paho  # noqa: E402
+
+from varpulis.connectors.base import ConnectorConfig  # noqa: E402
+from varpulis.connectors.broker import BrokerHandle, start_broker  # noqa: E402
+from varpulis.connectors.mqtt import MqttSink  # noqa: E402
+from varpulis.connectors.sources import make_source  # noqa: E402
+from varpulis.events import Event, dumps_sink  # noqa: E402
+from varpulis.runtime.engine import Engine  # noqa: E402
 
 T0 = 1_700_000_000_000_000_000
 

@@ -101,18 +101,22 @@ def test_a_failing_callback_is_counted_and_the_source_goes_on(broker: BrokerHand
     topic = unique_topic()
     params = {"host": broker.host, "port": broker.port, "topic": topic}
     source = make_source(ConnectorConfig("B", "mqtt", params))
-    calls: list[int] = []
+    calls: list[list[int]] = []
 
     def on_events(events: list[Event]) -> None:
-        calls.append(len(events))
+        calls.append([e.fields["v"] for e in events])
         if len(calls) == 1:
             raise RuntimeError("boom")
 
     source.start(on_events)
     try:
-        for _ in range(3):
-            source.client.publish(topic, b'{"v": 1}')
-        poll_for(lambda: len(calls) == 3, 10, what="3 callbacks")
-        assert source.callback_errors == 1
+        source.client.publish(topic, b'{"v": 0}')
+        poll_for(lambda: len(calls) == 1, 10, what="the first callback")
+        for v in (1, 2):
+            source.client.publish(topic, b'{"v": %d}' % v)
+        poll_for(lambda: sum(map(len, calls)) == 3, 10, what="3 events")
+        assert [v for call in calls[1:] for v in call] == [1, 2]
+        assert source.callback_errors == 1 and source.failed_events == 1
+        assert source.metrics()["failed_events"] == 1
     finally:
         source.stop()

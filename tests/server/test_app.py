@@ -73,6 +73,18 @@ def test_deploy_list_get_delete(api: Api) -> None:
     assert r.status_code == 404 and r.json()["code"] == "pipeline_not_found"
 
 
+def test_deploy_with_a_chosen_id(api: Api) -> None:
+    r = api.post("/api/v1/pipelines", json={"name": "p", "source": TUTORIAL_A, "id": "pid-1"})
+    assert r.status_code == 201 and r.json()["id"] == "pid-1"
+    assert api.get("/api/v1/pipelines/pid-1").json()["name"] == "p"
+    again = api.post("/api/v1/pipelines", json={"name": "q", "source": TUTORIAL_A, "id": "pid-1"})
+    assert again.status_code == 400 and "already deployed" in again.json()["error"]
+    for bad in ("", "../x", "a" * 65, 7, "x y"):
+        body = {"name": "q", "source": TUTORIAL_A, "id": bad}
+        r = api.post("/api/v1/pipelines", json=body)
+        assert r.status_code == 400 and r.json()["code"] == "bad_request", bad
+
+
 @pytest.mark.parametrize("params", [{"limit": 0}, {"limit": 1001}, {"limit": "x"},
                                     {"offset": -1}])  # fmt: skip
 def test_list_bad_pagination(api: Api, params: dict) -> None:
@@ -262,3 +274,47 @@ def test_prometheus_metrics(start) -> None:
     assert f'varpulis_pipeline_events_total{{name="tut",pipeline="{pid}"}} 1.0' in text
     assert f'varpulis_stream_output_events_total{{pipeline="{pid}",stream="A"}} 1.0' in text
     assert "varpulis_pipelines 1.0" in text and "process_cpu_seconds_total" in text
+
+
+def _batch_response(api: Api, pid: str, events: list) -> dict:
+    r = api.post(f"/api/v1/pipelines/{pid}/events-batch", json={"events": events})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    del body["processing_time_us"]
+    return body
+
+
+@pytest.mark.parametrize(
+    ("tail", "hot"), [([], 90), ([101.5, "hot", None, True, 2**70], 92)], ids=["ints", "mixed"]
+)
+def test_batch_rows_path_answers_as_the_event_path(api: Api, tail: list, hot: int) -> None:
+    temps = [90 + i % 20 for i in range(200)] + tail
+    uniform = [{"event_type": "SensorReading", "fields": {"sensor": f"s{i % 7}", "temperature": t}}
+               for i, t in enumerate(temps)]  # fmt: skip
+    general = [dict(item, data={}) for item in uniform]  # an extra key: the per-item path
+    pid, other = api.deploy(THRESHOLD), api.deploy(THRESHOLD, name="q")
+    fast = _batch_response(api, pid, uniform)
+    assert fast == _batch_response(api, other, general)
+    assert fast["accepted"] == len(temps) and len(fast["output_events"]) == hot
+    metrics = api.get(f"/api/v1/pipelines/{pid}/metrics").json()
+    assert metrics == dict(api.get(f"/api/v1/pipelines/{other}/metrics").json(), pipeline_id=pid)
+
+
+@pytest.mark.parametrize(
+    "items",
+    [
+        [],
+        [{"event_type": "A", "fields": {}}, {"event_type": "B", "fields": {}}],
+        [{"event_type": "A", "fields": {"timestamp": 5}}],
+        [{"event_type": "A", "fields": {}, "timestamp": 5}],
+        [{"event_type": "", "fields": {}}],
+        [{"event_type": "A", "fields": []}],
+        [["event_type", "fields"]],
+        [{"event_type": "A", "data": {}}],
+    ],
+)
+def test_uniform_batches_only(items: list) -> None:
+    from varpulis.server.app import _uniform
+
+    assert _uniform(items) is None
+    assert _uniform([{"event_type": "A", "fields": {"x": 1}}] * 3) == ("A", [{"x": 1}] * 3)

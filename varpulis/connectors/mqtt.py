@@ -2,11 +2,20 @@
 
 Threads: :meth:`MqttSink.send` runs on the engine's thread; it serialises the
 events (:func:`~varpulis.events.dumps_sink`, one message per event, or JSON
-arrays of ``batch_size`` payloads) *before* taking the sink's lock, then hands
-the bytes to paho, whose network thread (``loop_start``) writes them and
-reconnects with exponential backoff (``reconnect_min`` .. ``reconnect_max``
-seconds) when the connection drops; nothing raises into the engine. What is
-buffered: paho's unbounded outgoing queue while connected (QoS 0 by default,
+arrays of ``batch_size`` payloads; :meth:`MqttSink.send_batch` serialises a
+columnar batch straight from its columns, same bytes) *before* taking the
+sink's lock. At QoS 0 the PUBLISH packets of one call are framed here and
+written with one non-blocking ``send`` from the calling thread when paho has
+nothing queued (no wake-up of paho's thread, no second thread contending for
+the GIL per message); what the socket does not take, or everything when paho
+has packets queued, goes to the front/back of paho's queue for its network
+thread (``loop_start``), which also reads, pings, and reconnects with
+exponential backoff (``reconnect_min`` .. ``reconnect_max`` seconds) when the
+connection drops; nothing raises into the engine. Socket writes from both
+threads are serialised by the sink's lock (paho's ``loop_write`` takes it too),
+so packets never interleave. Inside :func:`coalesced` (e.g. one batch of input
+events), a thread's sends are held and written once at the end of the block.
+What is buffered: paho's unbounded outgoing queue while connected (QoS 0 by default,
 ``qos:`` honoured, a large inflight window), and this sink's own ordered buffer
 of payloads published while disconnected (counted in
 ``queued_while_disconnected``, replayed in order from paho's thread on
@@ -24,21 +33,33 @@ from __future__ import annotations
 import itertools
 import logging
 import os
+import socket
 import threading
 import time
 from collections import deque
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from paho.mqtt import client as paho
 
-from varpulis.connectors.base import ConnectorConfig, Sink, number_param
+from varpulis.connectors.base import ConnectorConfig, Sink, batch_payloads, number_param
 from varpulis.connectors.registry import register_sink
 from varpulis.errors import VarpulisError
 from varpulis.events import _SINK_ENCODER, Event, dumps_sink, to_sink_payload
 
-__all__ = ["MqttConfigError", "MqttSink", "broker_address", "client_id_for", "new_client"]
+if TYPE_CHECKING:
+    from kernels.columnar import ColumnarBatch
+
+__all__ = [
+    "MqttConfigError",
+    "MqttSink",
+    "broker_address",
+    "client_id_for",
+    "coalesced",
+    "new_client",
+]
 
 logger = logging.getLogger("varpulis.connectors.mqtt")
 
@@ -88,10 +109,14 @@ def client_id_for(config: ConnectorConfig, suffix: str = "") -> str:
     return f"{ident}{suffix}" + (f"-{n}" if n > 1 else "")
 
 
-def new_client(client_id: str, params: Mapping[str, Any]) -> paho.Client:
-    """A paho 2.x client (callback API v2, MQTT 3.1.1, clean session) tuned for throughput."""
-    client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=client_id,
-                         protocol=paho.MQTTv311, clean_session=True)  # fmt: skip
+def new_client(client_id: str, params: Mapping[str, Any],
+               cls: type[paho.Client] = paho.Client) -> paho.Client:  # fmt: skip
+    """A paho 2.x client (callback API v2, MQTT 3.1.1, clean session) tuned for throughput.
+
+    *cls* is ``paho.Client`` or a subclass taking the same arguments.
+    """
+    client = cls(paho.CallbackAPIVersion.VERSION2, client_id=client_id,
+                 protocol=paho.MQTTv311, clean_session=True)  # fmt: skip
     client.max_inflight_messages_set(_int_param(params, "max_inflight", 65535, 1, 65535))
     client.max_queued_messages_set(0)  # unbounded: this side never drops what it accepted
     # paho accepts float delays although its annotations say int
@@ -101,6 +126,74 @@ def new_client(client_id: str, params: Mapping[str, Any]) -> paho.Client:
     if params.get("username"):
         client.username_pw_set(str(params["username"]), params.get("password"))
     return client
+
+
+class _LockedWriter(paho.Client):
+    """A paho client whose socket writes take ``write_lock`` (shared with :class:`MqttSink`).
+
+    paho's network thread writes only in ``loop_write``; holding the same lock,
+    the sink may write whole packets on the socket from its own thread.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.write_lock = threading.RLock()
+
+    def loop_write(self) -> paho.MQTTErrorCode:
+        with self.write_lock:
+            return super().loop_write()
+
+
+#: The paho internals the direct QoS 0 path needs (checked once, at import).
+_DIRECT_OK = all(hasattr(paho.Client, a) for a in ("_packet_queue", "_mid_generate")) and all(
+    a in paho.Client.__init__.__code__.co_names for a in ("_out_packet", "_sock", "_sockpairW")
+)
+_published = paho.MQTTMessageInfo(0)
+_published._set_as_published()  # noqa: SLF001 - the "already written" marker for flush()
+
+
+def _header(size: int) -> bytes:
+    """A QoS 0 PUBLISH fixed header for a remaining length of *size* bytes."""
+    if size < 128:
+        return bytes((_PUBLISH, size))
+    if size < 16384:
+        return bytes((_PUBLISH, size & 127 | 128, size >> 7))
+    head = bytearray((_PUBLISH,))
+    while True:  # MQTT variable-length "remaining length"
+        byte, size = size % 128, size // 128
+        head.append(byte | 0x80 if size else byte)
+        if not size:
+            return bytes(head)
+
+
+class _Pending(threading.local):
+    """Per thread: sinks holding payloads inside :func:`coalesced` (insertion order)."""
+
+    def __init__(self) -> None:
+        self.depth = 0
+        self.sinks: dict[MqttSink, list[tuple[bytes, int]]] = {}
+
+
+_pending = _Pending()
+
+
+@contextmanager
+def coalesced() -> Iterator[None]:
+    """Hold this thread's MQTT sends until the block ends, then write each sink's at once.
+
+    Per sink, messages keep their order; nested blocks write at the outermost
+    exit (also when the block raises). Other threads are not affected.
+    """
+    state = _pending
+    state.depth += 1
+    try:
+        yield
+    finally:
+        state.depth -= 1
+        if not state.depth and state.sinks:
+            held, state.sinks = state.sinks, {}
+            for sink, payloads in held.items():
+                sink._send_payloads(payloads)  # noqa: SLF001 - same module
 
 
 @register_sink("mqtt")
@@ -120,6 +213,7 @@ class MqttSink(Sink):
         self.host, self.port = broker_address(params)
         self.topic = str(params.get("topic") or f"{config.name}-output")
         self._topic_bytes = self.topic.encode()
+        self._prefix = len(self._topic_bytes).to_bytes(2, "big") + self._topic_bytes
         if not self.topic or "+" in self.topic or "#" in self.topic:
             msg = f"mqtt connector {config.name!r}: cannot publish to topic {self.topic!r}"
             raise MqttConfigError(msg)
@@ -134,14 +228,15 @@ class MqttSink(Sink):
         self.publish_errors = 0
         self.connected = False
         self._ever_connected = False
-        self._lock = threading.Lock()
         self._buffer: deque[tuple[bytes, int]] = deque()  # (payload, events in it)
         self._last: paho.MQTTMessageInfo | None = None
         self._packed: dict[int, int] = {}  # mid of a packed write -> messages in it
-        # The packed QoS 0 path queues many PUBLISH packets with one paho call; it
-        # relies on paho 2.x internals, so it is used only where they exist.
-        self._fast = self.qos == 0 and hasattr(paho.Client, "_packet_queue")
-        client = self.client = new_client(self.client_id, params)
+        # The packed QoS 0 path frames PUBLISH packets itself and writes them or
+        # queues them with one paho call; it relies on paho 2.x internals, so it
+        # is used only where they exist.
+        self._fast = self.qos == 0 and _DIRECT_OK
+        client = self.client = new_client(self.client_id, params, _LockedWriter)
+        self._lock = client.write_lock  # one lock: no ordering between two
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         keepalive = _int_param(params, "keepalive", 60, 1, 65535)
@@ -225,33 +320,58 @@ class MqttSink(Sink):
         return True
 
     def _publish_packed(self, payloads: list[tuple[bytes, int]]) -> bool:
-        """QoS 0: queue all *payloads* as one write of back-to-back PUBLISH packets."""
+        """QoS 0: write *payloads* as back-to-back PUBLISH packets (lock held).
+
+        Written on the socket here when paho has nothing queued and the socket
+        is a plain one; the unwritten rest goes to the front of paho's queue.
+        Otherwise the packets are queued behind paho's. False: no connection.
+        """
         client = self.client
-        if client._sock is None:  # noqa: SLF001 - see _fast
+        sock = client._sock  # noqa: SLF001 - see _fast
+        if sock is None:
             return False
-        head = bytearray()
-        topic = self._topic_bytes
-        prefix = len(topic).to_bytes(2, "big") + topic
+        prefix = self._prefix
+        size = len(prefix)
         parts = []
         for payload, _count in payloads:
-            remaining = 2 + len(topic) + len(payload)
-            head.clear()
-            head.append(_PUBLISH)
-            while True:  # MQTT variable-length "remaining length"
-                byte, remaining = remaining % 128, remaining // 128
-                head.append(byte | 0x80 if remaining else byte)
-                if not remaining:
-                    break
-            parts.append(bytes(head))
+            parts.append(_header(size + len(payload)))
             parts.append(prefix)
             parts.append(payload)
+        data = b"".join(parts)
+        total = sum(count for _p, count in payloads)
+        self.sent += total
+        queue = client._out_packet  # noqa: SLF001
+        written = 0
+        if not queue and type(sock) is socket.socket:
+            try:
+                written = sock.send(data)
+            except BlockingIOError:
+                pass
+            except OSError:  # closed under us: paho's thread reports the loss
+                self.sent -= total
+                return False
+            if written == len(data):
+                self._last = _published
+                return True
         mid = client._mid_generate()  # noqa: SLF001
         info = paho.MQTTMessageInfo(mid)
-        total = sum(count for _p, count in payloads)
-        self._packed[mid] = len(payloads)
-        info.rc = client._packet_queue(_PUBLISH, b"".join(parts), mid, 0, info)  # noqa: SLF001
+        info.rc = paho.MQTT_ERR_SUCCESS
         self._last = info
-        self.sent += total
+        if len(self._packed) > 4096:  # forget writes no longer queued
+            self._packed = {p["mid"]: self._packed.get(p["mid"], 1) for p in queue}
+        self._packed[mid] = len(payloads)
+        if not written:
+            client._packet_queue(_PUBLISH, data, mid, 0, info)  # noqa: SLF001
+            return True
+        rest = data[written:]  # a packet cut in two: its tail must go out first
+        queue.appendleft({"command": _PUBLISH, "mid": mid, "qos": 0, "pos": 0,
+                          "to_process": len(rest), "packet": rest, "info": info})  # fmt: skip
+        wake = client._sockpairW  # noqa: SLF001
+        if wake is not None:
+            try:
+                wake.send(b"0")
+            except BlockingIOError:
+                pass
         return True
 
     def _hold(self, payloads: list[tuple[bytes, int]]) -> None:
@@ -272,7 +392,35 @@ class MqttSink(Sink):
         """Serialise and publish *events* (engine thread; never raises on connection loss)."""
         if not events:
             return
-        payloads = self._payloads(events)
+        self._send_payloads(self._payloads(events))
+
+    def send_batch(self, batch: ColumnarBatch) -> None:
+        """Publish the rows of *batch*, serialised straight from its columns.
+
+        The same messages, byte for byte, as :meth:`send` of the batch's events
+        (:func:`~varpulis.connectors.base.batch_payloads`).
+        """
+        texts = batch_payloads(batch)
+        if not texts:
+            return
+        size = self.batch_size
+        if size == 1:
+            payloads = [(t.encode(), 1) for t in texts]
+        else:
+            payloads = []
+            for i in range(0, len(texts), size):
+                chunk = texts[i : i + size]
+                payloads.append((("[" + ",".join(chunk) + "]").encode(), len(chunk)))
+        self._send_payloads(payloads)
+
+    def _send_payloads(self, payloads: list[tuple[bytes, int]]) -> None:
+        if _pending.depth:
+            held = _pending.sinks.get(self)
+            if held is None:
+                _pending.sinks[self] = payloads
+            else:
+                held.extend(payloads)
+            return
         with self._lock:
             if not self.connected:
                 self._hold(payloads)

@@ -4,10 +4,13 @@ A source is built from a :class:`~varpulis.connectors.base.ConnectorConfig`
 (the connector's params merged with the ``.from`` call's) by
 :func:`make_source`. ``start(on_events)`` connects and returns; from then on
 the source calls ``on_events(list[Event])`` **from its own network thread**
-(for MQTT: paho's ``loop_start`` thread), one call per received message, in
-arrival order; the callback must not keep the list and should hand the
-events to the engine under the pipeline's lock. An exception in the callback
-is logged and counted in ``callback_errors``; the source goes on.
+(for MQTT: paho's ``loop_start`` thread), in arrival order; the MQTT source
+hands over everything that arrived in one network read (at most
+``max_batch`` messages per call), so the callback can run the engine's batch
+path (``Engine.process_batch``). The callback must not keep the list and
+should hand the events to the engine under the pipeline's lock. An exception
+in the callback is logged and counted in ``callback_errors`` (its events in
+``failed_events``); the source goes on.
 ``stop()`` unsubscribes, disconnects and joins the thread; it is idempotent.
 Nothing is buffered by the source itself: on connection loss paho reconnects
 with backoff and the source re-subscribes (QoS 0 messages published meanwhile
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -67,12 +71,14 @@ class Source:
     """Base class of sources: ``start(on_events)``, ``stop()``, counters.
 
     Counters: ``received`` (messages), ``events`` (events delivered),
-    ``invalid`` (messages skipped), ``callback_errors``.
+    ``invalid`` (messages skipped), ``callback_errors`` (failed calls) and
+    ``failed_events`` (the events those calls carried).
     """
 
     def __init__(self, config: ConnectorConfig) -> None:
         self.config = config
         self.received = self.events = self.invalid = self.callback_errors = 0
+        self.failed_events = 0
         self.started = self.stopped = False
 
     def start(self, on_events: OnEvents) -> None:
@@ -86,7 +92,8 @@ class Source:
     def metrics(self) -> dict[str, Any]:
         """The counters as a dict."""
         return {"received": self.received, "events": self.events, "invalid": self.invalid,
-                "callback_errors": self.callback_errors}  # fmt: skip
+                "callback_errors": self.callback_errors,
+                "failed_events": self.failed_events}  # fmt: skip
 
 
 SOURCES: dict[str, type[Source]] = {}
@@ -159,13 +166,81 @@ def events_from_message(topic: str, payload: bytes | str, now_ns: int) -> list[E
 # --------------------------------------------------------------------------- MQTT
 
 
+class _BufferedSocket:
+    """A socket read in large chunks: paho's 1-byte and per-packet ``recv`` calls are served
+    from memory, and ``pending()`` tells paho's loop not to wait in ``select`` while
+    buffered bytes remain (the hook paho has for TLS sockets). Everything else is the
+    wrapped socket's.
+    """
+
+    __slots__ = ("_buf", "_pos", "_sock", "chunk")
+
+    def __init__(self, sock: Any, chunk: int = 1 << 18) -> None:
+        self._sock, self.chunk = sock, chunk
+        self._buf, self._pos = b"", 0
+
+    def recv(self, size: int) -> bytes:
+        """At most *size* bytes; BlockingIOError (from the socket) when none are there."""
+        buf, pos = self._buf, self._pos
+        if pos >= len(buf):
+            buf = self._sock.recv(max(size, self.chunk))
+            if len(buf) <= size:
+                return buf
+            self._buf, pos = buf, 0
+        end = pos + size
+        self._pos = end
+        return buf[pos:end]
+
+    def pending(self) -> int:
+        """Bytes readable without a system call (this buffer and a TLS socket's)."""
+        inner = getattr(self._sock, "pending", None)
+        return len(self._buf) - self._pos + (inner() if inner is not None else 0)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
+
+
+class _DrainingClient(paho.Client):
+    """A paho client that reads its socket in chunks and, per network read, handles
+    every complete packet buffered (≤ ``max_packets``) before calling ``on_drained()``.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.max_packets = 1000
+        self.on_drained: Callable[[], None] = lambda: None
+
+    def _create_socket(self) -> Any:
+        sock = super()._create_socket()
+        return _BufferedSocket(sock) if isinstance(sock, socket.socket) else sock
+
+    def loop_read(self, max_packets: int = 1) -> paho.MQTTErrorCode:
+        try:
+            rc = super().loop_read(max_packets)
+            budget = self.max_packets
+            sock = self._sock
+            while not rc and budget > 0 and isinstance(sock, _BufferedSocket):
+                if not sock.pending() or sock is not self._sock:
+                    break
+                rc = super().loop_read(max_packets)
+                budget -= 1
+            return rc
+        finally:
+            self.on_drained()
+
+
 @register_source("mqtt")
 class MqttSource(Source):
     """Subscribes to ``topic`` (wildcards allowed; default ``varpulis/events/#``).
 
     Params: ``host``/``port``/``url``, ``client_id`` (then ``-src``), ``context``,
     ``topic``, ``qos`` (0), ``keepalive``, ``reconnect_min``/``reconnect_max``,
-    ``connect_timeout`` (s :meth:`start` waits for the subscription; 0: do not wait).
+    ``connect_timeout`` (s :meth:`start` waits for the subscription; 0: do not wait),
+    ``max_batch`` (1000: most messages per ``on_events`` call).
+
+    Messages are read from the socket in chunks; the events of the messages
+    one read brought are delivered in one ``on_events`` call. At QoS 1 paho
+    acknowledges a message when it is decoded, before that call.
     """
 
     def __init__(self, config: ConnectorConfig) -> None:
@@ -182,9 +257,11 @@ class MqttSource(Source):
             msg = f"mqtt connector: connect_timeout must be seconds, got {raw!r}"
             raise MqttConfigError(msg) from None
         self.client_id = client_id_for(config, "-src")
-        self.client = new_client(self.client_id, params)
+        self.client = new_client(self.client_id, params, _DrainingClient)
+        self.client.max_packets = _int_param(params, "max_batch", 1000, 1, 1_000_000)
         self.subscribed = threading.Event()
         self._on_events: OnEvents | None = None
+        self._batch: list[Event] = []
 
     def start(self, on_events: OnEvents) -> None:
         """Connect (asynchronously) and subscribe; wait ≤ ``connect_timeout`` for the SUBACK.
@@ -201,6 +278,7 @@ class MqttSource(Source):
         client.on_subscribe = self._on_subscribe
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
+        client.on_drained = self._deliver
         client.connect_async(self.host, self.port, keepalive=self.keepalive)
         client.loop_start()
         if self.connect_timeout > 0 and not self.subscribed.wait(self.connect_timeout):
@@ -240,13 +318,23 @@ class MqttSource(Source):
                 logger.warning("mqtt source %r: skipped a message on %r: %s (%d skipped so far)",
                                self.config.name, message.topic, exc, self.invalid)  # fmt: skip
             return
+        self._batch.extend(events)
+
+    def _deliver(self) -> None:
+        """Hand the events of the last read to ``on_events`` (paho's thread)."""
+        events = self._batch
+        if not events:
+            return
+        self._batch = []
         self.events += len(events)
         try:
             self._on_events(events)  # type: ignore[misc]
         except Exception:  # the source must outlive a failing consumer
             self.callback_errors += 1
+            self.failed_events += len(events)
             if self.callback_errors <= 10 or self.callback_errors % 1000 == 0:
-                logger.exception("mqtt source %r: on_events failed", self.config.name)
+                logger.exception("mqtt source %r: on_events failed (%d event(s))",
+                                 self.config.name, len(events))  # fmt: skip
 
     def stop(self) -> None:
         """Disconnect and join paho's thread; idempotent."""

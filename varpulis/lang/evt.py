@@ -27,11 +27,13 @@ import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from itertools import repeat
 from pathlib import Path
 from typing import Any, NamedTuple, TextIO
 
 from varpulis.errors import BadRequest, EventSyntaxError
 from varpulis.events import Event, event_from_json, parse_timestamp
+from varpulis.lang.evt_shapes import Shape, learn
 
 __all__ = ["TimedEvent", "iter_events", "parse_evt", "parse_jsonl", "read_event_file"]
 
@@ -248,6 +250,7 @@ class _Parser:
         self.batch_ns = 0
         self.names = _Names()
         self.pairs = _Pairs(self.names)
+        self.shape: Shape | None = None  # the layout of the latest block it read
 
     def feed(self, lines: list[str], line0: int) -> list[TimedEvent]:
         """Parse *lines* (no newlines), the first being 0-based line *line0* of the file."""
@@ -258,6 +261,10 @@ class _Parser:
         for start in range(0, end, _BATCH_LINES):
             stop = min(start + _BATCH_LINES, end)
             block = lines[start:stop]
+            shaped = None if self.jsonl else self._shaped(block)
+            if shaped is not None:
+                out += shaped
+                continue
             offsets = _paced(block) if block[0][:1] == "@" else [self.batch_ns] * len(block)
             converted = None if self.jsonl or offsets is None else _bulk(block, self.names)
             if converted is not None:
@@ -275,6 +282,49 @@ class _Parser:
                     continue
             self._feed_lines(lines, start, stop, line0, out)
         return out
+
+    def _shaped(self, block: list[str]) -> Any:
+        """*block* read by a line shape (``evt_shapes``) as TimedEvents, or None."""
+        shape, names = self.shape, self.names
+        try:
+            got = None if shape is None else shape.read(block, names)
+            if got is None:
+                shape = learn(block[0].strip())
+                if shape is None or not self._agrees(shape, block[0].strip()):
+                    return None
+                self.shape = shape
+                got = shape.read(block, names)
+                if got is None:
+                    return None
+        except ValueError:  # e.g. an int past the digit limit: the careful parser's call
+            return None
+        types, dicts, offsets = got
+        base, batch = self.base_ns, self.batch_ns
+        if offsets is None:
+            events = list(map(Event, types, dicts, repeat(base + batch)))
+            pairs = zip(repeat(batch), events)
+        else:
+            events = list(map(Event, types, dicts, map(base.__add__, offsets)))
+            pairs = zip(offsets, events)
+        return list(map(_new_tuple, repeat(TimedEvent), pairs))
+
+    def _agrees(self, shape: Shape, line: str) -> bool:
+        """Tell whether *shape* reads *line* exactly as the careful parser does."""
+        got = shape.read([line], self.names)
+        try:
+            timed = self._careful(line)
+        except _LineError:
+            return False
+        if got is None or timed is None:
+            return False
+        (event_type,), (fields,), offsets = got
+        offset = self.batch_ns if offsets is None else offsets[0]
+        typed = [(k, type(v), v) for k, v in fields.items()]
+        return (offset, event_type, typed) == (
+            timed.offset_ns,
+            timed.event.event_type,
+            [(k, type(v), v) for k, v in timed.event.fields.items()],
+        )
 
     def _feed_lines(
         self, lines: list[str], start: int, stop: int, line0: int, out: list[TimedEvent]

@@ -10,7 +10,9 @@ address. Then, in order: a ``rows`` batch (``(event_type, fields, timestamp_ns)`
 tuples, meta ``tag``) is processed event by event, its sinks (``.to``) fire here,
 and one ``rows`` reply goes back carrying the batch's outputs (all of them for a
 tagged batch, which someone waits for; only those another context or the inline
-engine reads otherwise) and the engine's counters; a ``barrier`` is answered with
+engine reads otherwise) and the engine's counters; outputs a kernel produced as
+columnar batches go ahead of it as ``columns`` messages (:mod:`varpulis.runtime.chunks`:
+no per-row work here, and the parent restores the order); a ``barrier`` is answered with
 an ``ack`` of the same tag once everything before it was processed; ``stop``
 closes the sinks and ends the loop. Only this thread touches the engine and the
 two endpoints. A child process exits by itself when the parent disappears: it
@@ -85,7 +87,9 @@ def main(spec: ChildSpec) -> None:
 def serve(spec: ChildSpec, parent_gone: Callable[[], bool] | None = None,
           stop: threading.Event | None = None) -> None:  # fmt: skip
     """Run the context loop until ``stop`` arrives, the parent is gone or *stop* is set."""
+    from kernels.columnar import ColumnarBatch
     from varpulis.events import Event
+    from varpulis.runtime.chunks import batch_message
     from varpulis.runtime.engine import Engine
 
     reply = transports.connect(spec.parent_address)
@@ -118,19 +122,31 @@ def serve(spec: ChildSpec, parent_gone: Callable[[], bool] | None = None,
             if msg.kind == transports.ROWS:
                 tag = msg.meta.get("tag", 0)
                 outputs: list[Any] = []
-                process = engine.process
+                process = engine.process_chunks
                 for event_type, fields, ts in msg.body:
                     outputs.extend(process(Event(event_type, fields, ts)))
                 if not tag:
                     outputs = [o for o in outputs if o.event_type in routed]
                 batches += 1
-                rows = [(o.event_type, o.fields, o.timestamp) for o in outputs]
+                rows: list[Any] = []
+                chunks = 0
+                for o in outputs:
+                    if type(o) is ColumnarBatch:
+                        frame = batch_message(o, len(rows), {**meta, "tag": tag})
+                        if frame is not None:
+                            reply.send(frame)
+                            chunks += 1
+                            continue
+                        rows.extend((o.event_type, f, ts) for f, ts in o.iter_rows())
+                    else:
+                        rows.append((o.event_type, o.fields, o.timestamp))
                 reply.send(
                     Message.rows(
                         rows,
                         {
                             **meta,
                             "tag": tag,
+                            "chunks": chunks,
                             "batches": batches,
                             "hops": msg.meta.get("hops", 0),
                             "metrics": engine.metrics(),

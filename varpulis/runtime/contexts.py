@@ -18,7 +18,11 @@ queue in the parent. ``process(..., wait=True)`` sends a barrier through every
 context and every forwarding hop and returns all outputs: inline ones first, then
 each context's in declaration order (order within a context is exact). Without
 wait, calls return once events are handed over, with the inline outputs; context
-outputs go to their sinks, which run in the children. :meth:`close` stops every
+outputs go to their sinks, which run in the children. Kernel outputs cross back as
+``columns`` frames (:mod:`varpulis.runtime.chunks`): :meth:`process_chunks` returns
+them as :class:`~kernels.columnar.ColumnarBatch` items, :meth:`process` and
+:meth:`process_batch` as events; they become events in the parent only where
+someone reads their type. :meth:`close` stops every
 child and joins it (terminate, then kill, after a deadline); children also exit on
 their own when this process dies. Sends to one child are serialised by its lock.
 """
@@ -31,19 +35,21 @@ import os
 import shutil
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import transports
+from kernels.columnar import ColumnarBatch
 from transports import Message, TransportError, TransportTimeout
 from varpulis.compiler.plan import PipelinePlan, plan_program
 from varpulis.errors import VarpulisError
 from varpulis.events import Event
 from varpulis.lang import ast
+from varpulis.runtime.chunks import batch_from_message, merge
 from varpulis.runtime.context_main import ChildSpec, main, serve
+from varpulis.runtime.context_state import _Child, _Wait
 from varpulis.runtime.engine import MAX_CHAIN_DEPTH, Engine, SinkFactory
+from varpulis.runtime.operators import Item, materialise
 from varpulis.runtime.routing import (
     Group,
     explicit_targets,
@@ -68,52 +74,6 @@ class ContextTimeout(VarpulisError):
     """A flush barrier did not come back through every context in time."""
 
     code, http_status = "context_timeout", 504
-
-
-# ------------------------------------------------------------------ parent-side state
-
-
-@dataclass(eq=False)
-class _Wait:
-    """One ``wait=True`` call: barriers still out, outputs by group, what was lost."""
-
-    pending: int = 1  # the caller's own token, released once every barrier is sent
-    outputs: dict[Group, list[Event]] = field(default_factory=dict)
-    lost: int = 0
-    done: threading.Event = field(default_factory=threading.Event)
-
-
-@dataclass(eq=False)
-class _Child:
-    """The parent's handle on one context; fields other than ``sender``/``backlog``
-    (guarded by ``lock``) are touched under the runtime's state lock."""
-
-    name: str
-    gen: int = 0
-    state: str = "spawning"  # then starting → running → (restarting → spawning …) → stopped
-    worker: Any = None  # multiprocessing.Process or threading.Thread
-    stop: threading.Event | None = None
-    pid: int | None = None
-    address: str | None = None
-    sender: transports.Sender | None = None
-    backlog: list[Message] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    sent: int = 0
-    processed: int = 0
-    outstanding: Counter[int] = field(default_factory=Counter)
-    restarts: int = 0
-    failures: int = 0
-    lost_batches: int = 0
-    lost_barriers: int = 0
-    started_at: float = 0.0
-    restart_at: float = 0.0
-    error: str | None = None
-    exitcode: int | None = None
-    metrics: dict[str, Any] = field(default_factory=dict)
-    base: dict[str, Any] = field(default_factory=dict)  # counters of earlier generations
-
-    def alive(self) -> bool:
-        return self.worker is not None and self.worker.is_alive()
 
 
 class ContextRuntime:
@@ -209,6 +169,10 @@ class ContextRuntime:
 
     def process_batch(self, events: Sequence[Event], wait: bool = False) -> list[Event]:
         """Hand *events* over in order (one batch per context); see :meth:`process`."""
+        return materialise(self.process_chunks(events, wait=wait))
+
+    def process_chunks(self, events: Sequence[Event], wait: bool = False) -> list[Item]:
+        """As :meth:`process_batch`, but kernel outputs stay :class:`ColumnarBatch` items."""
         with self._ingress:
             if self._closed:
                 msg = "the pipeline's contexts are closed"
@@ -218,7 +182,7 @@ class ContextRuntime:
             if waiter is not None:
                 with self._state:
                     self._waits[tag] = waiter
-            inline: list[Event] = []
+            inline: list[Item] = []
             batches: dict[str, list[transports.Row]] = {}
             for ev in events:
                 self.events_in += 1
@@ -228,9 +192,9 @@ class ContextRuntime:
                                                               ev.timestamp))  # fmt: skip
                         continue
                     with self._inline_lock:
-                        outs = self._inline.process(ev)
+                        outs = self._inline.process_chunks(ev)
                     inline.extend(outs)
-                    for out in outs:
+                    for out in self._readable(outs, None):
                         for target in self._targets(out.event_type, None):
                             if target is not None:
                                 batches.setdefault(target, []).append(
@@ -258,6 +222,13 @@ class ContextRuntime:
             for name in self.names:
                 out.extend(waiter.outputs.get(name, ()))
             return out
+
+    def _readable(self, items: list[Item], source: Group) -> list[Event]:
+        """The events of *items*, batches expanded only when another group reads their type."""
+        if not any(type(i) is ColumnarBatch for i in items):
+            return items  # type: ignore[return-value]
+        return materialise([i for i in items if type(i) is not ColumnarBatch
+                            or self._targets(i.event_type, source)])  # fmt: skip
 
     def _targets(self, event_type: str, source: Group) -> tuple[Group, ...]:
         key = (event_type, source)
@@ -326,9 +297,12 @@ class ContextRuntime:
         if child is None or msg.meta.get("gen") != child.gen:
             return  # a reply of a crashed generation: already counted lost
         kind = msg.kind
-        if kind == transports.ROWS:
+        if kind == transports.COLUMNS:
+            child.chunks.append(batch_from_message(msg))
+        elif kind == transports.ROWS:
             tag = msg.meta["tag"]
-            events = [Event(t, f, ts) for t, f, ts in msg.body]
+            events = merge([Event(t, f, ts) for t, f, ts in msg.body], child.chunks)
+            child.chunks = []
             with self._state:
                 child.processed = msg.meta["batches"]
                 child.metrics = msg.meta.get("metrics") or child.metrics
@@ -371,10 +345,10 @@ class ContextRuntime:
                 child.state = "stopped"
                 self._state.notify_all()
 
-    def _forward(self, events: list[Event], source: Group, tag: int, hops: int) -> None:
-        """Send *events* (outputs of *source*) on to the other groups that read them."""
+    def _forward(self, items: list[Item], source: Group, tag: int, hops: int) -> None:
+        """Send *items* (outputs of *source*) on to the other groups that read them."""
         batches: dict[str, list[transports.Row]] = {}
-        for ev in events:
+        for ev in self._readable(items, source):
             for target in self._targets(ev.event_type, source):
                 if hops > MAX_CHAIN_DEPTH:
                     logger.warning("%r: chain across contexts deeper than %d hops cut",
@@ -474,6 +448,7 @@ class ContextRuntime:
             delay = min(longest, first * 2 ** (child.failures - 1))
             child.state, child.exitcode, child.restart_at = "restarting", exitcode, now + delay
             child.gen += 1
+            child.chunks = []
             _add_counters(child.base, child.metrics)
             child.metrics = {}
             self._state.notify_all()
@@ -513,6 +488,10 @@ class ContextRuntime:
                 for key in ("events_out", "errors", "late_dropped"):
                     total[key] = total.get(key, 0) + m.get(key, 0)
                 total["streams"].update(m.get("streams", {}))
+                total.setdefault("vectorised", {}).update(m.get("vectorised", {}))
+                for name, entry in m.get("fallback", {}).items():
+                    reason = child.metrics.get("fallback", {}).get(name, {}).get("reason")
+                    total.setdefault("fallback", {})[name] = {**entry, "reason": reason}
         total["contexts"] = self.status()
         return total
 

@@ -32,7 +32,15 @@ from varpulis.events import Event
 from varpulis.lang import ast
 from varpulis.runtime.joins import JoinBuffer
 from varpulis.runtime.lateness import LatenessTracker
-from varpulis.runtime.operators import Stage, StreamEnv, compile_stages, single_event_path
+from varpulis.runtime.operators import (
+    Item,
+    Stage,
+    StreamEnv,
+    compile_stages,
+    count_rows,
+    materialise,
+    single_event_path,
+)
 
 __all__ = ["ALL_CONTEXTS", "Engine", "MAX_CHAIN_DEPTH", "SinkFactory"]
 
@@ -49,8 +57,8 @@ SinkFactory = Callable[[ConnectorConfig], Sink]
 class _Runner:
     """One compiled stream: its entry (filter, sequence, join) and its stages."""
 
-    __slots__ = ("decl", "entry", "errors", "events_in", "events_out", "flushers", "forward",
-                 "name", "one", "outputs", "stages")  # fmt: skip
+    __slots__ = ("columnar", "decl", "entry", "errors", "events_in", "events_out", "flushers",
+                 "forward", "kernels", "name", "one", "outputs", "stages")  # fmt: skip
 
     def __init__(self, decl: ast.StreamDecl, stages: list[Stage], env: StreamEnv) -> None:
         self.decl = decl
@@ -59,6 +67,8 @@ class _Runner:
         self.one = single_event_path(stages)
         self.outputs = env.outputs
         self.flushers = env.flushers
+        self.kernels = env.kernels
+        self.columnar = env.columnar
         self.entry: Callable[[Event], list[tuple[list[Event], dict]]] | None = None
         self.forward = False
         self.events_in = self.events_out = self.errors = 0
@@ -78,7 +88,15 @@ class Engine:
     ``sinks`` builds a sink per connector use (default: the connector
     registry); ``context`` selects the streams to run (``ALL_CONTEXTS``: all,
     None: only those without ``.context``, a name: that context's);
-    ``step_budget`` bounds each ``while`` loop of a function call.
+    ``step_budget`` bounds each ``while`` loop of a function call;
+    ``vectorise`` lets ``.process(f(...))`` run *f* as a numpy kernel where it can
+    (False: always the scalar function; results are the same).
+
+    Chunk protocol: a stream whose ``.process`` runs a kernel produces
+    :class:`~kernels.columnar.ColumnarBatch` items; :meth:`process_chunks`
+    returns them as they are (``Event | ColumnarBatch``, in output order), while
+    :meth:`process`, :meth:`process_batch` and :meth:`flush` return events only
+    (batches materialised). Counters count rows, not items.
     """
 
     def __init__(
@@ -88,7 +106,9 @@ class Engine:
         sinks: SinkFactory | None = None,
         context: object = ALL_CONTEXTS,
         step_budget: int = DEFAULT_STEP_BUDGET,
+        vectorise: bool = True,
     ) -> None:
+        self._vectorise = vectorise
         if isinstance(plan, str):
             from varpulis.lang import parse
 
@@ -108,12 +128,19 @@ class Engine:
         self.lateness = LatenessTracker(streams)
         for runner in self.runners:
             runner.forward = runner.name in self.routes
+        #: Some stream may produce ColumnarBatch items (outputs are checked for them).
+        self.columnar = any(r.columnar for r in self.runners)
+        from varpulis.runtime.batch import batch_plan  # the batch path (runtime/batch.py)
+
+        #: Runs stateless where/select/emit streams over columns; None: no stream qualifies.
+        self.batch_plan = batch_plan(self)
 
     # ------------------------------------------------------------------ build
 
     def _compile(self, splan: StreamPlan) -> _Runner:
         decl = splan.decl
-        env = StreamEnv(splan.name, self.scope, self.ctx, self._sink_sender)
+        env = StreamEnv(splan.name, self.scope, self.ctx, self._sink_sender,
+                        vectorise=self._vectorise)  # fmt: skip
         ops = [op for op in decl.ops if isinstance(op, ast.Op)]
         entry = None
         if splan.sequence:
@@ -205,6 +232,11 @@ class Engine:
 
     def process(self, event: Event) -> list[Event]:
         """Run one input event to completion; return the output events in order."""
+        outputs = self.process_chunks(event)
+        return materialise(outputs) if self.columnar and outputs else outputs  # type: ignore[return-value]
+
+    def process_chunks(self, event: Event) -> list[Item]:
+        """As :meth:`process`, but kernel outputs stay :class:`ColumnarBatch` items."""
         self.events_in += 1
         if self.lateness.enabled and not self.lateness.admit(event.event_type, event.timestamp):
             return []
@@ -215,13 +247,15 @@ class Engine:
             fast = runners[0]
             if fast.one is not None and fast.entry is None and not fast.forward:
                 return self._run_one(fast, event)
-        outputs: list[Event] = []
+        outputs: list[Item] = []
         queue: deque[tuple[Event, int]] | None = None
         ev, depth = event, 0
         while True:
             for runner in self.routes.get(ev.event_type, ()):
                 forwarded = self._run(runner, ev, outputs)
                 if forwarded and runner.forward:
+                    if runner.columnar:
+                        forwarded = materialise(forwarded)
                     if depth >= MAX_CHAIN_DEPTH:
                         logger.warning("stream %r: chain deeper than %d hops cut",
                                        runner.name, MAX_CHAIN_DEPTH)  # fmt: skip
@@ -233,7 +267,6 @@ class Engine:
             if not queue:
                 break
             ev, depth = queue.popleft()
-        self.events_out += len(outputs)
         return outputs
 
     def _run_one(self, runner: _Runner, ev: Event) -> list[Event]:
@@ -263,7 +296,7 @@ class Engine:
             logger.warning("stream %r: %s (event %s; %d errors so far)",
                            runner.name, exc, ev.event_type, runner.errors)  # fmt: skip
 
-    def _run(self, runner: _Runner, ev: Event, outputs: list[Event]) -> list[Event]:
+    def _run(self, runner: _Runner, ev: Event, outputs: list[Item]) -> list[Item]:
         runner.events_in += 1
         ctx = self.ctx
         try:
@@ -284,13 +317,21 @@ class Engine:
             self._failed(runner, ev, exc)
             return []
         if runner.outputs:
-            runner.events_out += len(runner.outputs)
+            rows = count_rows(runner.outputs) if runner.columnar else len(runner.outputs)
+            runner.events_out += rows
+            self.events_out += rows
             outputs.extend(runner.outputs)
             runner.outputs.clear()
         return forwarded
 
     def process_batch(self, events: Iterable[Event]) -> list[Event]:
-        """Process *events* in order; return all outputs in order."""
+        """Process *events* in order; return all outputs in order.
+
+        The same outputs as :meth:`process` on each event in turn; runs of one
+        type read by a batchable stream go over columns (``runtime/batch.py``).
+        """
+        if self.batch_plan is not None:
+            return self.batch_plan.process_batch(events)
         out: list[Event] = []
         for ev in events:
             out.extend(self.process(ev))
@@ -304,8 +345,9 @@ class Engine:
                 events = release()
                 if index >= 0 and events:
                     runner.run_stages(events, index + 1)
-                outputs.extend(runner.outputs)
-                runner.events_out += len(runner.outputs)
+                produced = materialise(runner.outputs)
+                outputs.extend(produced)
+                runner.events_out += len(produced)
                 runner.outputs.clear()
         self.events_out += len(outputs)
         return outputs
@@ -319,8 +361,25 @@ class Engine:
                 logger.exception("closing sink %r failed", sink.config.name)
 
     def metrics(self) -> dict[str, Any]:
-        """Counters: events in/out and, per stream, events in/out and errors."""
+        """Counters: events in/out and, per stream, events in/out and errors.
+
+        Streams whose ``.process`` calls a user function also appear under
+        ``"vectorised"`` (stream → calls run as kernels) and ``"fallback"``
+        (stream → ``{"fn", "calls", "reason"}``: calls that ran the scalar
+        function, and the latest reason why).
+        """
+        vectorised: dict[str, int] = {}
+        fallback: dict[str, dict[str, Any]] = {}
+        for r in self.runners:
+            for k in r.kernels:
+                vectorised[r.name] = vectorised.get(r.name, 0) + k.vectorised
+                entry = fallback.setdefault(r.name, {"fn": k.decl.name, "calls": 0,
+                                                     "reason": None})  # fmt: skip
+                entry["calls"] += k.fallback
+                entry["reason"] = k.reason or entry["reason"]
         return {
+            "vectorised": vectorised,
+            "fallback": fallback,
             "events_in": self.events_in,
             "events_out": self.events_out,
             "errors": sum(r.errors for r in self.runners),

@@ -8,6 +8,14 @@ appended to :attr:`StreamEnv.outputs` by the stage that makes them. All stages
 of one engine share one :class:`~varpulis.compiler.evalctx.EvalContext`,
 whose ``event`` each stage sets before evaluating compiled code; stages belong
 to the engine's thread.
+
+Chunks. ``.process(f(args))`` runs *f* as a SIMT kernel when it can
+(:mod:`varpulis.compiler.simt`) and then yields
+:class:`~kernels.columnar.ColumnarBatch` items (one per run of rows of one emit
+site) among its events. From that stage on, a stream's item lists and its
+``outputs`` may hold batches: stages marked ``columnar`` (``.to``) take them
+as they are, every other stage gets them materialised into events first
+(:func:`materialise`), so no stage written for events ever sees a batch.
 """
 
 from __future__ import annotations
@@ -18,18 +26,31 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from kernels.columnar import ColumnarBatch
 from varpulis.compiler.evalctx import EvalContext
 from varpulis.compiler.exprs import compile_expr, compile_predicate
 from varpulis.compiler.scope import Scope
+from varpulis.compiler.simt import ProcessKernel
 from varpulis.compiler.values import MISSING, display
 from varpulis.errors import VPLSemanticError
 from varpulis.events import Event
 from varpulis.lang import ast
 
-__all__ = ["STAGES", "Stage", "StreamEnv", "compile_stages", "single_event_path"]
+__all__ = [
+    "STAGES",
+    "Item",
+    "Stage",
+    "StreamEnv",
+    "compile_stages",
+    "count_rows",
+    "materialise",
+    "single_event_path",
+]
 
 logger = logging.getLogger("varpulis.runtime")
 
+#: What stage lists and stream outputs hold once a kernel produced batches.
+Item = Event | ColumnarBatch
 Stage = Callable[[list[Event]], list[Event]]
 Builder = Callable[["StreamEnv", ast.Op], "Stage | None"]
 
@@ -58,6 +79,9 @@ class StreamEnv:
     events to a connector; ``outputs`` is the list the stream's output events
     are appended to (the runner empties it after each run); ``flushers``
     pairs each windowed stage's index with a callable releasing what it holds.
+    ``vectorise`` lets ``.process`` run functions as kernels; ``kernels`` lists
+    the stream's :class:`~varpulis.compiler.simt.ProcessKernel` (for metrics);
+    ``columnar`` is set once a stage may yield batches.
     """
 
     name: str
@@ -69,6 +93,9 @@ class StreamEnv:
     outputs: list[Event] = field(default_factory=list)
     flushers: list[tuple[int, Callable[[], list[Event]]]] = field(default_factory=list)
     cross_context: list[str] = field(default_factory=list)
+    vectorise: bool = True
+    kernels: list[ProcessKernel] = field(default_factory=list)
+    columnar: bool = False
 
     def error(self, message: str, node: Any) -> VPLSemanticError:
         return self.scope.error(message, node)
@@ -117,11 +144,43 @@ def compile_stages(env: StreamEnv, ops: list[ast.Op]) -> list[Stage]:
         if builder is None:
             msg = f"operation .{op.name}() is not supported here"
             raise env.error(msg, op)
+        columnar = env.columnar
         built = builder(env, op)
         if built is not None:
+            if columnar and not getattr(built, "columnar", False):
+                built = _materialising(built)
             stages.append(built)
         i += 1
     return stages
+
+
+def materialise(items: list[Any]) -> list[Event]:
+    """*items* with every :class:`ColumnarBatch` expanded into its events, in order."""
+    out: list[Event] = []
+    for item in items:
+        if type(item) is ColumnarBatch:
+            kind = item.event_type
+            out.extend(Event(kind, fields, ts) for fields, ts in item.iter_rows())
+        else:
+            out.append(item)
+    return out
+
+
+def count_rows(items: list[Any]) -> int:
+    """Events in *items*, a batch counting its rows."""
+    return sum(len(x) if type(x) is ColumnarBatch else 1 for x in items)
+
+
+def _materialising(stage_fn: Stage) -> Stage:
+    """*stage_fn* behind a guard that expands batches into events."""
+
+    def run(items: list[Any]) -> list[Event]:
+        for item in items:
+            if type(item) is ColumnarBatch:
+                return stage_fn(materialise(items))
+        return stage_fn(items)
+
+    return run
 
 
 @stage("where", "having")
@@ -211,8 +270,11 @@ def _emit(env: StreamEnv, op: ast.Op) -> Stage:
 
 @stage("process")
 def _process(env: StreamEnv, op: ast.Op) -> Stage:
-    call = compile_expr(op.args[0], env.scope)
+    node = op.args[0]
     ctx, outputs, has_emit = env.ctx, env.outputs, env.has_emit
+    if env.vectorise and ProcessKernel.applies(node, env.scope):
+        return _vector_process(env, ProcessKernel(node, env.scope))
+    call = compile_expr(node, env.scope)
 
     def process(events: list[Event]) -> list[Event]:
         out: list[Event] = []
@@ -230,17 +292,65 @@ def _process(env: StreamEnv, op: ast.Op) -> Stage:
     return process
 
 
+def _vector_process(env: StreamEnv, kernel: ProcessKernel) -> Stage:
+    """``.process(f(args))`` through *kernel*: batches when it runs, events when it falls back."""
+    ctx, outputs, has_emit = env.ctx, env.outputs, env.has_emit
+    env.kernels.append(kernel)
+    env.columnar = True
+
+    def process(events: list[Event]) -> list[Any]:
+        out: list[Any] = []
+        for ev in events:
+            ctx.event = ev
+            fields = ev.fields
+            values = kernel.arguments(fields, ctx)
+            batches = kernel.run(values, ctx, ev.timestamp)
+            if batches is not None:
+                out.extend(batches)
+                continue
+            ctx.emitted = out
+            try:
+                kernel.scalar(values, fields, ctx)
+            finally:
+                ctx.emitted = None
+        if not has_emit:
+            outputs.extend(out)
+        return out
+
+    return process
+
+
 @stage("to")
 def _to(env: StreamEnv, op: ast.Op) -> Stage:
     conn = op.args[0]
     params = {k: _constant(env, v) for k, v in op.kwargs}
     send = env.sink_for(conn.id, params)
+    # sink_for hands out the sink's bound ``send``; batches go to its ``send_batch``
+    send_batch = getattr(getattr(send, "__self__", None), "send_batch", None)
 
-    def to(events: list[Event]) -> list[Event]:
-        if events:
-            send(events)
-        return events
+    def to(items: list[Any]) -> list[Any]:
+        if not items:
+            return items
+        if not env.columnar:
+            send(items)
+            return items
+        pending: list[Event] = []
+        for item in items:
+            if type(item) is not ColumnarBatch:
+                pending.append(item)
+                continue
+            if pending:
+                send(pending)
+                pending = []
+            if send_batch is not None:
+                send_batch(item)
+            else:
+                send(materialise([item]))
+        if pending:
+            send(pending)
+        return items
 
+    to.columnar = True  # type: ignore[attr-defined]
     return to
 
 

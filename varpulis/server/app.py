@@ -13,8 +13,11 @@ per-request allocation beyond the JSON bodies.
 from __future__ import annotations
 
 import logging
+import operator
+import re
 import time
 from collections.abc import Callable
+from itertools import repeat
 from typing import Any
 
 from bottle import Bottle, HTTPResponse, request
@@ -36,6 +39,8 @@ BATCH_MAX_BODY = 16 * MIB
 #: Largest ``limit`` of a pipeline list page.
 MAX_PAGE = 1000
 _DEFAULT_PAGE = 50
+#: A pipeline id a client may choose at deploy (the coordinator does, to clean up strays).
+_PIPELINE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _PIPELINE = "/api/v1/pipelines/<pipeline_id>"
 
 
@@ -69,6 +74,30 @@ def _event(item: Any, now: int) -> Event:
     return event_from_json(item, now_ns=now)
 
 
+def _uniform(items: list[Any]) -> tuple[str, list[dict[str, Any]]] | None:
+    """``(event_type, fields dicts)`` when every item is exactly ``{"event_type": T,
+    "fields": {...}}`` with one non-empty string T and no ``timestamp`` field.
+
+    That is the common batch body: such items are the events :func:`_event`
+    would build with the arrival time, so they go to the engine as rows (no
+    Event per item; the columnar path reads the dicts directly). The checks
+    run as C-level passes over the list; anything else returns None.
+    """
+    if not items or set(map(type, items)) != {dict} or set(map(len, items)) != {2}:
+        return None
+    try:
+        types = [item["event_type"] for item in items]
+        rows = [item["fields"] for item in items]
+    except KeyError:
+        return None
+    first = types[0]
+    if type(first) is not str or not first or types.count(first) != len(types):
+        return None
+    if set(map(type, rows)) != {dict} or any(map(operator.contains, rows, repeat("timestamp"))):
+        return None
+    return first, rows
+
+
 def _output_body(result: InjectResult, body: dict[str, Any]) -> dict[str, Any]:
     body["output_events"] = [to_api_json(ev) for ev in result.outputs]
     if result.truncated:
@@ -96,7 +125,7 @@ def make_worker_app(
     """Build the worker app. *metrics* renders ``(body, content_type)`` for ``/metrics``."""
     app = make_app(api_key)
     started = clock() if started is None else started
-    inject, inject_batch = manager.inject, manager.inject_batch
+    inject, inject_batch, inject_rows = manager.inject, manager.inject_batch, manager.inject_rows
 
     @app.get("/health", auth=False)
     def health() -> dict[str, Any]:
@@ -125,7 +154,14 @@ def make_worker_app(
     @app.post("/api/v1/pipelines")
     def deploy() -> HTTPResponse:
         body = json_body()
-        pipeline = manager.deploy(body.get("name"), body.get("source"))  # type: ignore[arg-type]
+        pipeline_id = body.get("id")
+        if pipeline_id is not None and (
+            not isinstance(pipeline_id, str) or not _PIPELINE_ID.fullmatch(pipeline_id)
+        ):
+            message = f'"id" must be 1-64 letters, digits, ".", "_" or "-"; got {pipeline_id!r:.80}'
+            raise BadRequest(message)
+        pipeline = manager.deploy(body.get("name"), body.get("source"),  # type: ignore[arg-type]
+                                  pipeline_id=pipeline_id)  # fmt: skip
         out = {"id": pipeline.id, "name": pipeline.name, "status": pipeline.status}
         warnings = getattr(pipeline.runtime, "warnings", None)
         if warnings:
@@ -167,15 +203,20 @@ def make_worker_app(
             raise BadRequest(message)
         begin = time.perf_counter()
         now = wall_ns()
-        events = []
-        append = events.append
-        for index, item in enumerate(items):
-            try:
-                append(_event(item, now))
-            except BadRequest as exc:
-                message = f"events[{index}]: {exc}"
-                raise BadRequest(message) from None
-        result = inject_batch(pipeline_id, events, wait=_wants_wait(body))
+        uniform = _uniform(items)
+        if uniform is not None:
+            event_type, rows = uniform
+            result = inject_rows(pipeline_id, event_type, rows, now, wait=_wants_wait(body))
+        else:
+            events = []
+            append = events.append
+            for index, item in enumerate(items):
+                try:
+                    append(_event(item, now))
+                except BadRequest as exc:
+                    message = f"events[{index}]: {exc}"
+                    raise BadRequest(message) from None
+            result = inject_batch(pipeline_id, events, wait=_wants_wait(body))
         micros = int((time.perf_counter() - begin) * 1e6)
         return _output_body(result, {"accepted": result.accepted, "processing_time_us": micros})
 

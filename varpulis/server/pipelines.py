@@ -82,6 +82,16 @@ class InlineRuntime:
         self.process_batch = engine.process_batch
         self.warnings = warnings
 
+    def process_rows(
+        self, event_type: str, rows: list[dict[str, Any]], timestamp: int
+    ) -> list[Event]:
+        """``process_batch`` of ``Event(event_type, fields, timestamp)`` per dict of *rows*,
+        without building the events when the engine's batch path takes them."""
+        plan = getattr(self.engine, "batch_plan", None)
+        if plan is not None:
+            return plan.process_rows(event_type, rows, timestamp)
+        return self.engine.process_batch([Event(event_type, f, timestamp) for f in rows])
+
     def metrics(self) -> dict[str, Any]:
         return self.engine.metrics()
 
@@ -393,6 +403,30 @@ class PipelineManager:
             else:
                 outputs = runtime.process_batch(events)
         return self._capped(outputs, len(events))
+
+    def inject_rows(self, pipeline_id: str, event_type: str, rows: list[dict[str, Any]],
+                    timestamp: int, wait: bool = False) -> InjectResult:  # fmt: skip
+        """:meth:`inject_batch` of ``Event(event_type, fields, timestamp)`` per dict of *rows*.
+
+        The dicts become the events' fields (not copied). A runtime with a
+        ``process_rows`` method takes them as they are (the columnar path of
+        an inline engine); any other gets the events.
+        """
+        pipeline = self.get(pipeline_id)
+        with pipeline.lock:
+            if pipeline.status == "stopped":
+                raise PipelineNotFound(pipeline_id)
+            runtime = pipeline.runtime
+            process_rows = getattr(runtime, "process_rows", None)
+            if process_rows is not None and not (wait and getattr(runtime, "waits", False)):
+                outputs = process_rows(event_type, rows, timestamp)
+            else:
+                events = [Event(event_type, f, timestamp) for f in rows]
+                if wait and getattr(runtime, "waits", False):
+                    outputs = runtime.process_batch(events, wait=True)  # type: ignore[call-arg]
+                else:
+                    outputs = runtime.process_batch(events)
+        return self._capped(outputs, len(rows))
 
     def _capped(self, outputs: list[Event], accepted: int) -> InjectResult:
         cap = self.max_outputs

@@ -1,0 +1,445 @@
+"""The engine's batch path: stateless where/select/emit chains run over columns.
+
+:class:`BatchPlan` is built once per :class:`~varpulis.runtime.engine.Engine`.
+An event type takes the batch path when exactly one stream reads it, that
+stream has no sequence, join or merge entry, nothing reads the stream in turn,
+and :func:`~varpulis.compiler.batch.compile_chain` lowers its operations. Such
+a stream cannot fail on an event and changes no state, so running a run of
+consecutive events of its type column by column gives exactly the per-event
+outputs: same values and Python types, same order, same timestamps.
+
+:meth:`BatchPlan.process_batch` splits the input into runs of consecutive
+events of one type; a run of a batched type with at least :data:`MIN_RUN`
+events runs columnar, everything else goes through ``Engine.process`` one
+event at a time, and the outputs are concatenated in input order. Inside a
+run, fields the kernels read are converted to typed columns; when a field is
+missing from some event, its values mix types, or a kernel is not exact for
+the values at hand (``Kernel.exact``), the whole run goes per event. Fields
+copied as they are (``.emit(x: x)``) are read only for the rows that pass.
+Output events are built only for passing rows. :meth:`BatchPlan.process_columns`
+does the same from a :class:`~kernels.columnar.ColumnarBatch` to output
+batches. Counters (engine and stream ``events_in``/``events_out``) move as
+per event. A plan belongs to its engine's thread.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from kernels.columnar import ColumnarBatch, column_from_values
+from varpulis.compiler.batch import BatchExpr, BatchStep, compile_chain
+from varpulis.compiler.values import MISSING
+from varpulis.events import Event
+from varpulis.lang import ast
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from varpulis.runtime.engine import Engine
+
+__all__ = ["MIN_RUN", "BatchPlan", "BatchStream", "batch_plan"]
+
+logger = logging.getLogger("varpulis.runtime")
+
+#: Shortest run of one type worth running columnar (shorter runs go per event).
+MIN_RUN = 16
+
+_KIND_OF_DTYPE = {np.dtype(np.int64): "i", np.dtype(np.float64): "f", np.dtype(np.bool_): "b"}
+_ARRAYS = {float: np.float64, int: np.int64, bool: np.bool_}
+
+
+def _typed_column(values: list[Any]) -> tuple[np.ndarray, str] | None:
+    """A typed column and its kind when *values* share one scalar type, else None."""
+    kinds = set(map(type, values))
+    if len(kinds) != 1:
+        return None
+    kind = kinds.pop()
+    dtype = _ARRAYS.get(kind)
+    if dtype is not None:
+        try:
+            column = np.array(values, dtype=dtype)
+        except OverflowError:
+            return None
+        return column, "i" if kind is int else "f" if kind is float else "b"
+    if kind is str:
+        column = np.empty(len(values), dtype=object)
+        column[:] = values
+        return column, "s"
+    return None
+
+
+class _Rows:
+    """The rows of one run as a chain sees them between its steps.
+
+    Before the first projection the rows are the run's source (``source``:
+    Events when ``wrapped``, else field dicts); ``pos`` holds the positions of
+    the surviving rows in the run (None: all) and ``cols`` the values already
+    read, for those rows: typed arrays (kind in ``kinds``) or lists of Python
+    values that may hold MISSING. After a projection ``source`` is None and
+    ``cols`` are all the fields there are.
+    """
+
+    __slots__ = ("_picked", "cols", "kinds", "n", "pos", "source", "wrapped")
+
+    def __init__(self, source: list[Any] | None, cols: dict[str, Any], n: int,
+                 wrapped: bool = True) -> None:  # fmt: skip
+        self.source = source
+        self.wrapped = wrapped
+        self.cols = cols
+        self.kinds: dict[str, str] = {}
+        self.pos: np.ndarray | None = None
+        self.n = n
+        self._picked: list[Any] | None = None
+
+    def _gather(self, name: str) -> list[Any]:
+        rows = self._picked
+        if rows is None:
+            source, pos = self.source, self.pos
+            rows = source if pos is None else [source[i] for i in pos.tolist()]  # type: ignore[index]
+            self._picked = rows
+        if self.wrapped:
+            try:
+                return [ev.fields[name] for ev in rows]
+            except KeyError:
+                return [ev.fields.get(name, MISSING) for ev in rows]
+        try:
+            return [fields[name] for fields in rows]
+        except KeyError:
+            return [fields.get(name, MISSING) for fields in rows]
+
+    def typed(self, name: str) -> tuple[np.ndarray, str] | None:
+        """The typed column of *name* for the current rows, or None when there is none."""
+        value = self.cols.get(name)
+        if value is None:
+            if self.source is None:
+                return None
+            value = self._gather(name)
+        if isinstance(value, np.ndarray):
+            kind = self.kinds.get(name) or _KIND_OF_DTYPE.get(value.dtype)
+            if kind is None and value.dtype == object:
+                strings = all(type(v) is str for v in value.tolist())
+                kind = "s" if strings else None
+            if kind is None:
+                return None
+            self.kinds[name] = kind
+            return value, kind
+        typed = _typed_column(value)
+        if typed is not None:
+            self.cols[name], self.kinds[name] = typed
+        return typed
+
+    def any(self, name: str) -> np.ndarray | list[Any] | None:
+        """The values of *name* for the current rows as they are (None: no such field)."""
+        value = self.cols.get(name)
+        if value is None and self.source is not None:
+            value = self._gather(name)
+        return value
+
+    def take(self, keep: np.ndarray) -> None:
+        """Keep only the rows at positions *keep* (indices into the current rows)."""
+        listed = None
+        cols = {}
+        for name, value in self.cols.items():
+            if isinstance(value, np.ndarray):
+                cols[name] = value[keep]
+            else:
+                listed = keep.tolist() if listed is None else listed
+                cols[name] = [value[i] for i in listed]
+        self.cols = cols
+        self.pos = keep if self.pos is None else self.pos[keep]
+        self.n = len(keep)
+        self._picked = None
+
+
+class _Output:
+    """What the emit of a chain produced: its type, fields and the rows they belong to."""
+
+    __slots__ = ("cols", "event_type", "keys", "n", "pos")
+
+    def __init__(self, event_type: str, keys: list[str], cols: list[Any], pos: Any, n: int) -> None:
+        self.event_type, self.keys, self.cols, self.pos, self.n = event_type, keys, cols, pos, n
+
+
+class BatchStream:
+    """One batched stream: its engine runner and its chain of steps."""
+
+    __slots__ = ("runner", "steps")
+
+    def __init__(self, runner: Any, steps: tuple[BatchStep, ...]) -> None:
+        self.runner = runner
+        self.steps = steps
+
+    def run(self, rows: _Rows, input_type: str) -> _Output | None | bool:
+        """Run the chain on *rows*: the emit's output, None (no output) or False (per event)."""
+        current_type = input_type
+        for step in self.steps:
+            if rows.n == 0:
+                return None
+            if step.op == "where":
+                arrays = self._inputs(step.expr, rows)  # type: ignore[arg-type]
+                if arrays is None:
+                    return False
+                kernel, columns = arrays
+                keep = np.flatnonzero(kernel.mask(columns, rows.n))
+                if len(keep) < rows.n:
+                    rows.take(keep)
+                continue
+            keys, cols = [], []
+            for key, item in step.items:
+                if isinstance(item, str):
+                    value = rows.any(item)
+                    if value is None:
+                        continue  # no such field: left out, as a missing value per event
+                else:
+                    arrays = self._inputs(item, rows)
+                    if arrays is None:
+                        return False
+                    kernel, columns = arrays
+                    value = kernel(columns, rows.n)
+                keys.append(key)
+                cols.append(value)
+            if step.op == "select":
+                projected = _Rows(None, dict(zip(keys, cols, strict=True)), rows.n)
+                projected.pos = rows.pos
+                rows = projected
+                continue
+            current_type = step.event_type or current_type
+            return _Output(current_type, keys, cols, rows.pos, rows.n)
+        return None
+
+    @staticmethod
+    def _inputs(expr: BatchExpr, rows: _Rows) -> tuple[Any, dict[str, np.ndarray]] | None:
+        columns, kinds = {}, []
+        for name in expr.fields:
+            typed = rows.typed(name)
+            if typed is None:
+                return None
+            columns[name], kind = typed
+            kinds.append(kind)
+        kernel = expr.kernel(kinds)
+        if kernel is None or not kernel.exact(columns):
+            return None
+        return kernel, columns
+
+
+_BUILDERS: dict[int, Callable[..., Callable[..., dict[str, Any]]]] = {}
+
+
+def _dict_builder(keys: list[str]) -> Callable[..., dict[str, Any]]:
+    """A function of ``len(keys)`` values returning ``{keys[0]: v0, ...}`` (a dict display).
+
+    The generated text holds only the identifiers ``k<i>``/``a<i>``: the
+    keys are closure values, never source text.
+    """
+    width = len(keys)
+    make = _BUILDERS.get(width)
+    if make is None:
+        names = [f"a{i}" for i in range(width)]
+        body = ", ".join(f"k{i}: a{i}" for i in range(width))
+        text = (f"def make({', '.join(f'k{i}' for i in range(width))}):\n"
+                f"    return lambda {', '.join(names)}: {{{body}}}\n")  # fmt: skip
+        namespace: dict[str, Any] = {"__builtins__": {}}
+        exec(compile(text, "<varpulis.runtime.batch>", "exec"), namespace)  # noqa: S102
+        make = _BUILDERS[width] = namespace["make"]
+    return make(*keys)
+
+
+def rows_in(out: _Output) -> int:
+    """How many output rows *out* holds."""
+    for column in out.cols:
+        return len(column)
+    return out.n
+
+
+def _rows_of(out: _Output, n: int) -> list[dict[str, Any]]:
+    """The output field dicts, MISSING values left out (as the per-event builder does)."""
+    keys = out.keys
+    if not keys:
+        return [{} for _ in range(n)]
+    values = [c.tolist() if isinstance(c, np.ndarray) else c for c in out.cols]
+    if any(not isinstance(c, np.ndarray) and MISSING in c for c in out.cols):
+        rows = zip(*values, strict=True)
+        return [{k: v for k, v in zip(keys, row, strict=True) if v is not MISSING} for row in rows]
+    return list(map(_dict_builder(keys), *values))
+
+
+class BatchPlan:
+    """The batch path of one engine (see the module docstring).
+
+    ``columnar`` counts the input events that ran over columns, ``per_event``
+    those of a batched type that went per event (short runs, missing or mixed
+    fields, values a kernel is not exact for); ``metrics()`` reports both.
+    """
+
+    __slots__ = ("columnar", "engine", "per_event", "streams")
+
+    def __init__(self, engine: Engine, streams: dict[str, BatchStream]) -> None:
+        self.engine = engine
+        self.streams = streams
+        self.columnar = self.per_event = 0
+
+    def metrics(self) -> dict[str, Any]:
+        """``{"streams": [batched stream names], "columnar": n, "per_event": n}``."""
+        names = sorted({s.runner.name for s in self.streams.values()})
+        return {"streams": names, "columnar": self.columnar, "per_event": self.per_event}
+
+    def _per_event(self, events: list[Event], why: str) -> list[Event]:
+        self.per_event += len(events)
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug("%d %s events run per event: %s", len(events), events[0].event_type, why)
+        process = self.engine.process
+        return [out for ev in events for out in process(ev)]
+
+    def __repr__(self) -> str:
+        return f"BatchPlan({sorted(self.streams)})"
+
+    # ------------------------------------------------------------------ events
+
+    def process_batch(self, events: Iterable[Event]) -> list[Event]:
+        """Process *events* in order; return the outputs ``Engine.process`` would, in order."""
+        if not isinstance(events, list):
+            events = list(events)
+        engine = self.engine
+        process = engine.process
+        if engine.lateness.enabled or len(events) < MIN_RUN:
+            return [out for ev in events for out in process(ev)]
+        types = [ev.event_type for ev in events]
+        first = types[0]
+        if types.count(first) == len(types):
+            return self._run(first, events)
+        outputs: list[Event] = []
+        start = 0
+        n = len(types)
+        while start < n:
+            kind = types[start]
+            stop = start + 1
+            while stop < n and types[stop] == kind:
+                stop += 1
+            outputs.extend(self._run(kind, events[start:stop]))
+            start = stop
+        return outputs
+
+    def _run(self, event_type: str, events: list[Event]) -> list[Event]:
+        engine = self.engine
+        stream = self.streams.get(event_type)
+        if stream is None:
+            if event_type not in engine.routes:
+                engine.events_in += len(events)
+                return []
+            return [out for ev in events for out in engine.process(ev)]
+        if len(events) < MIN_RUN:
+            return self._per_event(events, f"a run shorter than {MIN_RUN}")
+        result = stream.run(_Rows(events, {}, len(events)), event_type)
+        if result is False:
+            return self._per_event(events, "missing or mixed fields, or inexact values")
+        if not self._count(stream, len(events), result):
+            return []
+        pos = result.pos  # type: ignore[union-attr]
+        picked = events if pos is None else [events[i] for i in pos.tolist()]
+        kind = result.event_type  # type: ignore[union-attr]
+        fields = _rows_of(result, len(picked))  # type: ignore[arg-type]
+        return [Event(kind, f, ev.timestamp) for f, ev in zip(fields, picked, strict=True)]
+
+    def _count(self, stream: BatchStream, n: int, result: _Output | None) -> bool:
+        """Move the counters for *n* inputs; tell whether *result* has output rows."""
+        engine = self.engine
+        engine.events_in += n
+        stream.runner.events_in += n
+        self.columnar += n
+        if result is None:
+            return False
+        count = rows_in(result)
+        stream.runner.events_out += count
+        engine.events_out += count
+        return count > 0
+
+    def process_rows(
+        self, event_type: str, rows: list[dict[str, Any]], timestamp: int
+    ) -> list[Event]:
+        """Process events of one type given as field dicts, all with event time *timestamp*.
+
+        The same outputs as ``process_batch([Event(event_type, f, timestamp) for f
+        in rows])``; the dicts become the events' fields (not copied). Events are
+        built only when the run goes per event.
+        """
+        stream = self.streams.get(event_type)
+        if stream is None or len(rows) < MIN_RUN or self.engine.lateness.enabled:
+            return self.process_batch([Event(event_type, f, timestamp) for f in rows])
+        result = stream.run(_Rows(rows, {}, len(rows), wrapped=False), event_type)
+        if result is False:
+            events = [Event(event_type, f, timestamp) for f in rows]
+            return self._per_event(events, "missing or mixed fields, or inexact values")
+        if not self._count(stream, len(rows), result):
+            return []
+        kind = result.event_type  # type: ignore[union-attr]
+        fields = _rows_of(result, rows_in(result))  # type: ignore[arg-type]
+        return [Event(kind, f, timestamp) for f in fields]
+
+    # ------------------------------------------------------------------ columns
+
+    def process_columns(self, batch: ColumnarBatch) -> list[ColumnarBatch | Event]:
+        """Process a batch of one type; outputs as batches (events where a column mixes types).
+
+        Returns what ``process_batch`` would for the batch's rows, in order:
+        one output batch when the stream is batched, else the per-event
+        outputs. Input arrays are not modified; output batches may share them.
+        """
+        n = len(batch)
+        stream = self.streams.get(batch.event_type)
+        if stream is None or n == 0 or self.engine.lateness.enabled:
+            return self.process_batch(self._events(batch))  # type: ignore[return-value]
+        rows = _Rows(None, dict(batch.columns), n)
+        result = stream.run(rows, batch.event_type)
+        if result is False:
+            why = "missing fields or inexact values"
+            return self._per_event(self._events(batch), why)  # type: ignore[return-value]
+        if not self._count(stream, n, result):
+            return []
+        pos = result.pos  # type: ignore[union-attr]
+        stamps = batch.row_timestamps()
+        if pos is not None:
+            stamps = stamps[pos]
+        count = len(stamps)
+        columns = {}
+        for key, value in zip(result.keys, result.cols, strict=True):
+            if not isinstance(value, np.ndarray):
+                value = None if MISSING in value else column_from_values(value)
+                if value is None:  # a missing or mixed field: not one column
+                    kind = result.event_type
+                    fields = _rows_of(result, count)
+                    return [Event(kind, f, t) for f, t in zip(fields, stamps.tolist(), strict=True)]
+            columns[key] = value
+        return [ColumnarBatch(result.event_type, columns, timestamps=stamps)]
+
+    @staticmethod
+    def _events(batch: ColumnarBatch) -> list[Event]:
+        kind = batch.event_type
+        return [Event(kind, fields, ts) for fields, ts in batch.iter_rows()]
+
+
+def batch_plan(engine: Engine) -> BatchPlan | None:
+    """The batch plan of *engine*, or None when no event type can take the batch path."""
+    streams: dict[str, BatchStream] = {}
+    for event_type, runners in engine.routes.items():
+        if len(runners) != 1:
+            continue
+        runner = runners[0]
+        if runner.entry is not None or runner.forward or runner.one is None:
+            continue
+        if not isinstance(runner.decl.source, ast.EventSource):
+            continue
+        ops = [op for op in runner.decl.ops if isinstance(op, ast.Op)]
+        if len(ops) != len(runner.decl.ops):
+            continue
+        steps = compile_chain(ops, engine.scope, runner.name)
+        if steps is None:
+            logger.debug("stream %r runs per event: its operations are not batchable",
+                         runner.name)  # fmt: skip
+            continue
+        streams[event_type] = BatchStream(runner, steps)
+        logger.debug("stream %r runs %r batches over columns", runner.name, event_type)
+    return BatchPlan(engine, streams) if streams else None
