@@ -44,6 +44,7 @@ from varpulis.errors import (
 )
 
 __all__ = [
+    "add_open_routes",
     "DEFAULT_MAX_BODY",
     "MIB",
     "ApiKey",
@@ -169,6 +170,23 @@ def make_app(api_key: str | None = None) -> Bottle:
                          (413, "payload_too_large"), (500, "internal_error")):  # fmt: skip
         app.error(status)(_error_handler(status, code))
     return app
+
+
+def add_open_routes(app: Bottle, openapi: Callable[[], dict[str, Any]],
+                    metrics: Callable[[], tuple[bytes, str]] | None = None) -> None:  # fmt: skip
+    """Serve ``GET /openapi.json`` and, when *metrics* renders ``(body, content type)``,
+    ``GET /metrics``; both without a key (probes and scrapers carry none)."""
+
+    @app.get("/openapi.json", auth=False)
+    def openapi_json() -> dict[str, Any]:
+        return openapi()
+
+    if metrics is not None:
+
+        @app.get("/metrics", auth=False)
+        def prometheus() -> HTTPResponse:
+            body, content_type = metrics()
+            return HTTPResponse(body, status=200, content_type=content_type)
 
 
 def json_body(*, required: bool = True) -> dict[str, Any]:

@@ -25,7 +25,7 @@ from varpulis.cluster.coordinator import Coordinator
 from varpulis.cluster.inject import Router
 from varpulis.cluster.openapi import openapi_document
 from varpulis.errors import Unauthorized
-from varpulis.web import MIB, json_body, json_response, make_app, raw_body
+from varpulis.web import MIB, add_open_routes, json_body, json_response, make_app, raw_body
 
 __all__ = ["BATCH_MAX_BODY", "PREFIX", "is_loopback", "make_coordinator_app"]
 
@@ -98,16 +98,7 @@ def make_coordinator_app(
     def ready() -> dict[str, Any]:
         return {"status": "ready", "role": "coordinator"}
 
-    @app.get("/openapi.json", auth=False)
-    def openapi() -> dict[str, Any]:
-        return openapi_document()
-
-    if metrics is not None:
-
-        @app.get("/metrics", auth=False)
-        def prometheus() -> HTTPResponse:
-            body, content_type = metrics()
-            return HTTPResponse(body, status=200, content_type=content_type)
+    add_open_routes(app, openapi_document, metrics)
 
     # ---------------------------------------------------------------- workers
 

@@ -27,7 +27,7 @@ from varpulis.errors import BadRequest
 from varpulis.events import Event, event_from_json, to_api_json
 from varpulis.server.openapi import openapi_document
 from varpulis.server.pipelines import InjectResult, PipelineManager
-from varpulis.web import MIB, json_body, json_response, make_app
+from varpulis.web import MIB, add_open_routes, json_body, json_response, make_app
 
 __all__ = ["BATCH_MAX_BODY", "MAX_PAGE", "SINGLE_MAX_BODY", "make_worker_app"]
 
@@ -140,16 +140,7 @@ def make_worker_app(
         return {"status": "ready", "pipelines_running": len(manager),
                 "max_pipelines": manager.max_pipelines}  # fmt: skip
 
-    @app.get("/openapi.json", auth=False)
-    def openapi() -> dict[str, Any]:
-        return openapi_document()
-
-    if metrics is not None:
-
-        @app.get("/metrics", auth=False)
-        def prometheus() -> HTTPResponse:
-            body, content_type = metrics()
-            return HTTPResponse(body, status=200, content_type=content_type)
+    add_open_routes(app, openapi_document, metrics)
 
     @app.post("/api/v1/pipelines")
     def deploy() -> HTTPResponse:
