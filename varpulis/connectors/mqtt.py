@@ -359,10 +359,18 @@ class MqttSink(Sink):
         self._last = info
         if len(self._packed) > 4096:  # forget writes no longer queued
             self._packed = {p["mid"]: self._packed.get(p["mid"], 1) for p in queue}
-        self._packed[mid] = len(payloads)
         if not written:
+            self._packed[mid] = total
             client._packet_queue(_PUBLISH, data, mid, 0, info)  # noqa: SLF001
             return True
+        end = 0  # events of the packets not (fully) written: what a disconnect would lose
+        unwritten = total
+        for payload, count in payloads:
+            end += len(_header(size + len(payload))) + size + len(payload)
+            if end > written:
+                break
+            unwritten -= count
+        self._packed[mid] = unwritten
         rest = data[written:]  # a packet cut in two: its tail must go out first
         queue.appendleft({"command": _PUBLISH, "mid": mid, "qos": 0, "pos": 0,
                           "to_process": len(rest), "packet": rest, "info": info})  # fmt: skip

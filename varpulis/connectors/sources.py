@@ -52,6 +52,8 @@ __all__ = [
     "events_from_message",
     "make_source",
     "register_source",
+    "start_sources",
+    "stop_sources",
 ]
 
 logger = logging.getLogger("varpulis.connectors.sources")
@@ -205,6 +207,9 @@ class _DrainingClient(paho.Client):
     every complete packet buffered (≤ ``max_packets``) before calling ``on_drained()``.
     """
 
+    #: Bytes asked of the socket per system call.
+    read_chunk = 1 << 18
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.max_packets = 1000
@@ -212,12 +217,12 @@ class _DrainingClient(paho.Client):
 
     def _create_socket(self) -> Any:
         sock = super()._create_socket()
-        return _BufferedSocket(sock) if isinstance(sock, socket.socket) else sock
+        return _BufferedSocket(sock, self.read_chunk) if isinstance(sock, socket.socket) else sock
 
     def loop_read(self, max_packets: int = 1) -> paho.MQTTErrorCode:
         try:
             rc = super().loop_read(max_packets)
-            budget = self.max_packets
+            budget = self.max_packets - 1
             sock = self._sock
             while not rc and budget > 0 and isinstance(sock, _BufferedSocket):
                 if not sock.pending() or sock is not self._sock:
@@ -344,3 +349,41 @@ class MqttSource(Source):
         if self.started:
             self.client.disconnect()
             self.client.loop_stop()
+
+
+# --------------------------------------------------------------------------- pipelines
+
+
+def start_sources(runtime: Any, feed: OnEvents) -> list[Source]:
+    """Start one source per ``.from(...)`` of *runtime*, each delivering to *feed*.
+
+    The configs come from ``runtime.source_configs()`` or
+    ``runtime.engine.source_configs()``; a runtime with neither gets none
+    (``[]``). If a source fails to start, those already started are stopped
+    and the error propagates. Stop them with :func:`stop_sources`, never while
+    holding a lock *feed* takes (stopping joins the threads that call it).
+    """
+    configs = getattr(runtime, "source_configs", None)
+    if configs is None:
+        configs = getattr(getattr(runtime, "engine", None), "source_configs", None)
+    if configs is None:
+        return []
+    started: list[Source] = []
+    try:
+        for config in configs():
+            source = make_source(config)
+            source.start(feed)
+            started.append(source)
+    except Exception:
+        stop_sources(started)
+        raise
+    return started
+
+
+def stop_sources(sources: list[Source]) -> None:
+    """Stop every source of *sources* (each failure logged; the others still stop)."""
+    for source in sources:
+        try:
+            source.stop()
+        except Exception:
+            logger.exception("stopping source %r failed", source.config.name)

@@ -153,6 +153,8 @@ class Pipeline:
     started: float
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     status: str = "running"
+    #: The running ``.from(...)`` sources (connectors.sources.start_sources), fed by inject.
+    sources: list[Any] = field(default_factory=list, repr=False)
 
     def info(self, now: float) -> dict[str, Any]:
         """The JSON view: id, name, status, source, uptime_secs, deployed_at."""
@@ -239,10 +241,28 @@ class PipelineManager:
                 runtime.close()
                 raise
             self._pipelines[pipeline.id] = pipeline
+        self._start_sources(pipeline)
         logger.info("pipeline %s (%r) deployed", pipeline.id, name)
         if persist:
             self._persist()
         return pipeline
+
+    def _start_sources(self, pipeline: Pipeline) -> None:
+        """Start the ``.from(...)`` sources of *pipeline*: each list of events they
+        receive is injected (pipeline lock) with its MQTT publishes coalesced."""
+        from varpulis.connectors.mqtt import coalesced
+        from varpulis.connectors.sources import start_sources, stop_sources
+
+        def feed(events: list[Event]) -> None:
+            with coalesced():
+                self.inject_batch(pipeline.id, events)
+
+        try:
+            pipeline.sources = start_sources(pipeline.runtime, feed)
+        except VarpulisError as exc:  # e.g. .from() of a kind with no source: runs without
+            logger.error("pipeline %s: its .from(...) sources did not start: %s", pipeline.id, exc)
+        if pipeline.status == "stopped":  # deleted while they started
+            stop_sources(pipeline.sources)
 
     def _check_room(self, pipeline_id: str | None) -> None:
         if self._closed:
@@ -265,6 +285,7 @@ class PipelineManager:
         with pipeline.lock:
             pipeline.status = "stopped"
             _close_quietly(pipeline)
+        _stop_sources(pipeline)  # outside the lock: their threads may be waiting for it
         logger.info("pipeline %s (%r) deleted", pipeline_id, pipeline.name)
         self._persist()
 
@@ -283,6 +304,8 @@ class PipelineManager:
             old.close()
         except Exception:
             logger.exception("closing the replaced runtime of pipeline %s failed", pipeline_id)
+        _stop_sources(pipeline)  # the new program's .from(...) may differ
+        self._start_sources(pipeline)
         logger.info("pipeline %s (%r) reloaded", pipeline_id, pipeline.name)
         self._persist()
         return pipeline
@@ -313,6 +336,7 @@ class PipelineManager:
             with pipeline.lock:
                 pipeline.status = "stopped"
                 _close_quietly(pipeline)
+            _stop_sources(pipeline)
 
     # ------------------------------------------------------------------ queries
 
@@ -450,6 +474,13 @@ class PipelineManager:
                 self._store.save(self.records())
             except OSError as exc:
                 logger.error("cannot persist pipelines: %s", exc)
+
+
+def _stop_sources(pipeline: Pipeline) -> None:
+    if pipeline.sources:
+        from varpulis.connectors.sources import stop_sources
+
+        stop_sources(pipeline.sources)
 
 
 def _close_quietly(pipeline: Pipeline) -> None:
