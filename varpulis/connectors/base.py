@@ -138,7 +138,10 @@ def batch_payloads(batch: ColumnarBatch) -> list[str]:
         kinds = _value_texts(batch.columns["event_type"])
     else:
         kinds = [_encode_str(batch.event_type)] * n
-    stamps = ['"' + format_timestamp(ts) + '"' for ts in batch.row_timestamps().tolist()]
+    if batch.timestamps is None:  # one time for every row (a kernel's emits): format it once
+        stamps = ['"' + format_timestamp(batch.timestamp) + '"'] * n
+    else:
+        stamps = ['"' + format_timestamp(ts) + '"' for ts in batch.timestamps.tolist()]
     template = (
         '{"event_type":%s,"timestamp":%s'
         + "".join("," + _encode_str(k).replace("%", "%%") + ":%s" for k in names)
