@@ -444,10 +444,12 @@ def test_worker_restart_same_id_is_reconciled(cluster: Cluster) -> None:
 
 def test_part6_unhealthy_with_default_timings(cluster: Cluster) -> None:
     """The tutorial's numbers: heartbeat 5 s, unhealthy after 15 s (sweep every 5 s), so a
-    worker killed right after a heartbeat turns unhealthy 15–20 s later. ~25 s."""
+    worker killed right after a heartbeat turns unhealthy 15–20 s later, and its pipeline
+    runs on the other worker within 5 s after that. ~25 s."""
     cluster.start_coordinator()
     cluster.start_worker("worker-0")
     w1 = cluster.start_worker("worker-1", "--log-level", "debug")
+    group_id = cluster.deploy(first_group_spec())["id"]
     acks = re.compile(r"Heartbeat \d+ acknowledged")
     seen = len(acks.findall(w1.log()))
     poll_for(lambda: len(acks.findall(w1.log())) > seen, timeout=10, interval=0.005,
@@ -458,7 +460,11 @@ def test_part6_unhealthy_with_default_timings(cluster: Cluster) -> None:
              interval=0.1, what="worker-1 unhealthy")  # fmt: skip
     after = time.monotonic() - died
     assert 14.8 <= after <= 21.0, after
+    unhealthy = time.monotonic()
     assert cluster.worker("worker-0")["status"] == "ready"
+    poll_for(lambda: cluster.inject(group_id, "EventB", {"y": 1})["worker_id"] == "worker-0",
+             timeout=5, interval=0.1, what="pipeline-b failed over to worker-0")  # fmt: skip
+    assert time.monotonic() - unhealthy <= 5.0
     restarted = cluster.start_worker("worker-1", port=w1.port)
     restarted.wait_log("INFO varpulis_cluster: Registered with coordinator as 'worker-1'")
     assert cluster.worker("worker-1")["status"] == "ready"
