@@ -16,15 +16,22 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import os
 import random
 import re
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
 
-from varpulis.events import Event
-from varpulis.lang.evt import parse_evt, parse_jsonl
+# Run as a script, bench/ (which holds kernels.py) would shadow the ``kernels`` package.
+_HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _HERE]
+sys.path.insert(0, os.path.dirname(_HERE))
+
+from varpulis.events import Event  # noqa: E402
+from varpulis.lang.evt import parse_evt, parse_jsonl  # noqa: E402
 
 SYMBOLS = ("AAPL", "GOOG", "MSFT", "AMZN", "TSLA", "META", "NVDA", "IBM")
 

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from varpulis.errors import BadRequest, EventSyntaxError
 from varpulis.events import Event
-from varpulis.lang import evt
+from varpulis.lang import evt, evt_shapes
 from varpulis.lang.evt import TimedEvent, iter_events, parse_evt, parse_jsonl, read_event_file
 
 MS = 1_000_000
@@ -538,7 +538,7 @@ BULK_LINES = st.lists(
 @example(['A { a: ["x { y: 1}, "] }'])
 @example(['A { a: "x, }],[", b: 1 }', 'B { a: "x, : 1, y", b: 2 }'])
 def test_bulk_conversion_agrees_with_the_careful_parser(lines: list[str]) -> None:
-    converted = evt._bulk(lines, evt._Names())
+    converted = evt_shapes.bulk(lines, evt._Names())
     if converted is None:
         return  # declined: the line-by-line parser takes the batch
     types, dicts, timed = converted

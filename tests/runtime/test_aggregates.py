@@ -463,3 +463,52 @@ def test_ema_matches_a_direct_reference(vals: list[float], period: int) -> None:
     for x in vals[1:]:
         expected = k * x + (1 - k) * expected
     assert got == pytest.approx(expected)
+
+
+INLINE_VALUES = st.one_of(
+    st.integers(-5, 5),
+    st.floats(allow_infinity=True, allow_nan=True),
+    st.sampled_from([10**400, -(10**400), True, None, "s", 2.5, -0.0]),
+)
+
+
+@given(
+    st.sampled_from(["*", "+", "-"]),
+    st.lists(
+        st.dictionaries(st.sampled_from(["a", "b"]), INLINE_VALUES, max_size=2),
+        min_size=1,
+        max_size=12,
+    ),
+)
+def test_inlined_field_arithmetic_matches_the_compiled_expression(
+    op: str, rows: list[dict[str, Any]]
+) -> None:
+    """``sum(a * b)`` reads the two fields inline; results and errors are the compiled ones."""
+    import varpulis.runtime.aggregates as aggregates
+
+    program = parse(
+        f"stream S = T .window(3) .aggregate(s: sum(a {op} b), m: max(a {op} b), n: count())"
+        " .emit(s: s, m: m, n: n)"
+    )
+    decl = program.decls[0]
+    op_node = next(o for o in decl.ops if o.name == "aggregate")
+
+    def run(inline: frozenset[str]) -> list[Any]:
+        original = aggregates._INLINE
+        aggregates._INLINE = inline
+        try:
+            aggregate = compile_aggregate(op_node, Scope(), None)
+        finally:
+            aggregates._INLINE = original
+        events = [Event("T", row, i) for i, row in enumerate(rows)]
+        out: list[Any] = []
+        for start in range(0, len(events), 3):
+            try:
+                result = aggregate(events[start : start + 3], None)
+            except VPLRuntimeError as exc:
+                out.append(("error", str(exc)))
+            else:
+                out.append({k: ("nan",) if v != v else (type(v), v) for k, v in result.items()})
+        return out
+
+    assert run(aggregates._INLINE) == run(frozenset())

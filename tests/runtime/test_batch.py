@@ -7,7 +7,9 @@ itself), order and timestamp, plus the counters of ``metrics()``.
 
 from __future__ import annotations
 
+import io
 import math
+import tempfile
 from typing import Any
 
 import numpy as np
@@ -19,6 +21,7 @@ from kernels.columnar import ColumnarBatch
 from varpulis.events import Event
 from varpulis.runtime.batch import MIN_RUN
 from varpulis.runtime.engine import Engine
+from varpulis.simulate import simulate
 
 
 def canon(events: list[Any]) -> list[tuple]:
@@ -279,3 +282,103 @@ def test_random_select_where_emit_match_per_event(
 ) -> None:
     source = f"stream S = T .select(a, b, s, f, y: {item}) .where({where}) .emit(y: y, z: {other})"
     both(source, events)
+
+
+DIRECT_PROGRAMS = [
+    "stream V = T .partition_by(s) .window(3) .aggregate(n: count(), p: sum(x * y))"
+    " .emit(s: _partition, p: p)",
+    "stream M = A as a -> B as b .where(a.y == b.y) .within(5ms) .emit(y: a.y)",
+    "stream K = T as a -> all T where x > a.x as b .within(4ms) .emit(s: a.x, t: b.x, n: len(b))",
+    "stream E = T .emit(v: x * 2.5)\nstream F = A .window(2) .aggregate(m: max(x)) .emit(m: m)",
+    "stream S = T .emit(v: x)\nstream U = S .emit(w: v)\nstream W = A .where(x > 1) .emit(z: x)",
+]  # fmt: skip
+DIRECT_VALUES = st.one_of(st.integers(-3, 3), st.floats(-3, 3, allow_nan=False), st.just("s"))
+
+
+@settings(max_examples=60, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.sampled_from(DIRECT_PROGRAMS),
+    st.lists(
+        st.tuples(
+            st.sampled_from(["T", "A", "B", "Z"]),
+            st.sampled_from(["p", "q"]),
+            DIRECT_VALUES,
+            st.integers(0, 2),
+        ),  # fmt: skip
+        min_size=MIN_RUN,
+        max_size=80,
+    ),
+)
+def test_direct_streams_give_per_event_outputs_and_counters(
+    program: str, rows: list[tuple[str, str, Any, int]]
+) -> None:
+    events = [
+        Event(kind, {"s": s, "x": x, "y": y}, i * 1_000_000)
+        for i, (kind, s, x, y) in enumerate(rows)
+    ]
+    batched, single = Engine(program), Engine(program)
+    assert batched.batch_plan is not None and batched.batch_plan.direct
+    got = batched.process_batch(events)
+    assert canon(got) == canon([o for ev in events for o in single.process(ev)])
+    assert batched.metrics() == single.metrics()
+
+
+TICK_PROGRAMS = [
+    "stream Hi = StockTick .where(price > 50.0) .emit(symbol: symbol, price: price)",
+    "stream Hi = StockTick .where(price * volume > 900) .select(p: price) .emit(q: p, v: volume)",
+    "stream V = StockTick .partition_by(symbol) .window(5) .aggregate(v: sum(price * volume))"
+    " .emit(s: _partition, v: v)",
+    "stream M = A as a -> B as b .where(a.id == b.id) .within(3ms) .emit(id: a.id)",
+]
+
+
+@settings(max_examples=25, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(
+    st.sampled_from(TICK_PROGRAMS),
+    st.lists(
+        st.tuples(
+            st.sampled_from(["StockTick"] * 4 + ["A", "B"]),
+            st.sampled_from(["AAPL", "IBM"]),
+            st.one_of(st.floats(0, 100).map(lambda f: round(f, 2)), st.integers(0, 100)),
+            st.sampled_from(["", "", "", "@{i}ms ", "BATCH {i}\n"]),
+        ),
+        min_size=1,
+        max_size=200,
+    ),
+)
+def test_simulate_over_line_tables_gives_per_event_outputs(
+    program: str, ticks: list[tuple[str, str, Any, str]]
+) -> None:
+    """Tables from the .evt reader (columns, one regex per block) vs one event at a time."""
+    body = '{{ symbol: "{}", price: {}, volume: {}, id: {} }}'
+    lines = [
+        prefix.format(i=i) + kind + " " + body.format(sym, price, i % 17, i % 5)
+        for i, (kind, sym, price, prefix) in enumerate(ticks)
+    ]
+    with tempfile.TemporaryDirectory() as tmp:
+        path = f"{tmp}/t.evt"
+        with open(path, "w") as f:
+            f.write("\n".join(lines * 3) + "\n")
+        runs = []
+        for immediate in (True, False):
+            out = io.StringIO()
+            stats = simulate(Engine(program), path, out=out, immediate=immediate, base_ns=0,
+                             sleep=lambda s: None)  # fmt: skip
+            runs.append((out.getvalue(), stats.events, stats.outputs, stats.errors))
+    assert runs[0] == runs[1]
+
+
+def test_simulate_hands_uniform_tables_to_the_columnar_path(tmp_path: Any) -> None:
+    path = tmp_path / "t.evt"
+    path.write_text(
+        "".join(
+            f'@{i}ms StockTick {{ symbol: "S{i % 3}", price: {i % 97}.5 }}\n' for i in range(300)
+        )
+    )
+    engine, single = Engine(TICK_PROGRAMS[0]), Engine(TICK_PROGRAMS[0])
+    out, out_single = io.StringIO(), io.StringIO()
+    simulate(engine, str(path), out=out, immediate=True, base_ns=5)
+    simulate(single, str(path), out=out_single, base_ns=5, sleep=lambda s: None)
+    assert out.getvalue() == out_single.getvalue() and out.getvalue().count("\n") == 141
+    assert engine.batch_plan is not None and engine.batch_plan.columnar == 300
+    assert engine.metrics() == single.metrics()

@@ -15,27 +15,35 @@ epoch): the ``timestamp`` field when present (RFC 3339 or epoch ms, kept as a
 field), else ``base_ns + offset_ns``, so time windows work on files. A bad
 line raises :class:`~varpulis.errors.EventSyntaxError` (file, 1-based line and
 column, caret snippet). A call parses on one thread and pauses the cyclic
-garbage collector meanwhile (parsing creates no cycles).
+garbage collector meanwhile (parsing creates no cycles). Fast paths
+(:mod:`~varpulis.lang.evt_shapes`) only read what the careful parser here reads alike.
 """
 
 from __future__ import annotations
 
 import gc
-import json
 import os
 import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from itertools import repeat
+from itertools import chain, repeat
 from pathlib import Path
 from typing import Any, NamedTuple, TextIO
 
 from varpulis.errors import BadRequest, EventSyntaxError
 from varpulis.events import Event, event_from_json, parse_timestamp
-from varpulis.lang.evt_shapes import Shape, learn
+from varpulis.lang import evt_shapes as shapes
+from varpulis.lang.evt_shapes import Decline, Interned, Shape, Table
 
-__all__ = ["TimedEvent", "iter_events", "parse_evt", "parse_jsonl", "read_event_file"]
+__all__ = [
+    "TimedEvent",
+    "iter_event_blocks",
+    "iter_events",
+    "parse_evt",
+    "parse_jsonl",
+    "read_event_file",
+]
 
 
 class TimedEvent(NamedTuple):
@@ -47,10 +55,6 @@ class TimedEvent(NamedTuple):
     """The event; its ``timestamp`` is its event time (see the module docstring)."""
 
 
-_S = 1_000_000_000
-_UNITS_NS = {"ns": 1, "us": 1_000, "ms": 1_000_000, "": 1_000_000, "s": _S, "m": 60 * _S}
-_UNITS_NS.update(h=3600 * _S, d=86_400 * _S)
-_DURATION = re.compile(r"([0-9]+)(?:\.([0-9]+))?(ns|us|ms|s|m|h|d)?", re.ASCII)
 _WS = re.compile(r"\s*")  # str.strip()'s whitespace: the fast path strips with it
 _BATCH = re.compile(r"BATCH(?:\s|$)")
 _NAME = re.compile(r"[^\W\d][\w.\-]*")
@@ -66,22 +70,7 @@ _MAX_DEPTH = 64
 _MEMO_LIMIT = 32_768
 _BLOCK_CHARS = 1 << 20
 _BATCH_LINES = 1024
-# Lines with these go line by line: escapes, comments, pacing, blank lines, arrays.
-_NOT_BULK = ("\\", "#", "@", "BATCH", "\n\n", "[", "]")
-_TO_JSON = ((" { ", '",{"'), (", ", ',"'), (": ", '":'), (" }\n", '},"'))
 _new_tuple = tuple.__new__
-
-
-def _reject_constant(name: str) -> Any:  # NaN, Infinity: Python's JSON extensions
-    message = f"{name} is not valid JSON"
-    raise ValueError(message)
-
-
-_JSON = json.JSONDecoder(parse_constant=_reject_constant)
-
-
-class _Slow(Exception):
-    """The fast path declines a line; the careful parser takes it."""
 
 
 class _LineError(Exception):
@@ -109,19 +98,6 @@ def _unescape(text: str) -> str:
     return _ESCAPE.sub(lambda m: _ESCAPES.get(m[1], m[0]), text)
 
 
-def _duration_ns(text: str) -> int | None:
-    """Return the delay *text* (``5s``, ``100``, ``1.5m``) in ns, None if malformed."""
-    digits = text.rstrip("nsumhd")
-    if digits.isdigit() and digits.isascii() and text[len(digits) :] in _UNITS_NS:
-        return int(digits) * _UNITS_NS[text[len(digits) :]]
-    match = _DURATION.fullmatch(text)
-    if match is None:
-        return None
-    whole, fraction, unit = match.groups()
-    scale = _UNITS_NS[unit or ""]
-    return int(whole) * scale + (int(fraction) * scale // 10 ** len(fraction) if fraction else 0)
-
-
 def _remember(memo: dict[str, Any], key: str, value: Any) -> None:
     if len(memo) >= _MEMO_LIMIT:  # bounded: unique values would grow it forever
         memo.clear()
@@ -138,22 +114,22 @@ class _Names(dict):  # type: ignore[type-arg]
     def __missing__(self, text: str) -> str:
         name = text.strip()
         if _NAME.fullmatch(name) is None:
-            raise _Slow
+            raise Decline
         _remember(self, text, name)
         return name
 
 
 def _scalar(text: str) -> Any:
-    """Read a scalar token as the careful parser would; raise _Slow for anything else."""
+    """Read a scalar token as the careful parser would; raise Decline for anything else."""
     word = text.strip()
     if not word:
-        raise _Slow
+        raise Decline
     if word[0] == '"':
         if len(word) < 2 or word[-1] != '"' or word.count('"') != 2 or "\\" in word:
-            raise _Slow  # escapes, commas or braces inside: the careful parser
+            raise Decline  # escapes, commas or braces inside: the careful parser
         return word[1:-1]
     if _BARE.fullmatch(word) is None:
-        raise _Slow
+        raise Decline
     return _word_value(word)
 
 
@@ -170,7 +146,7 @@ class _Pairs(dict):  # type: ignore[type-arg]
     def __missing__(self, part: str) -> tuple[str, Any]:
         text, colon, token = part.partition(":")
         if not colon:
-            raise _Slow
+            raise Decline
         key = self.names[text]
         try:
             value = float(token)
@@ -189,57 +165,15 @@ def _event_time(fields: dict[str, Any], now: int) -> int:
     return parse_timestamp(fields["timestamp"]) if "timestamp" in fields else now
 
 
-def _paced(block: list[str]) -> list[int] | None:
-    """Split ``@<delay> `` prefixes off *block* in place; their offsets, or None if any fails."""
-    heads, _, texts = zip(*[line.partition(" ") for line in block], strict=True)
-    delays = {head: _duration_ns(head[1:]) if head[:1] == "@" else None for head in set(heads)}
-    if None in delays.values():
-        return None
-    block[:] = texts
-    return list(map(delays.__getitem__, heads))
+def _timed(table: Table) -> list[TimedEvent]:
+    """The rows of *table* as TimedEvents."""
+    events = map(Event, table.types, table.fields(), table.timestamps)
+    return list(map(_new_tuple, repeat(TimedEvent), zip(table.offsets, events, strict=True)))
 
 
-def _bulk(texts: list[str], names: _Names) -> tuple[Any, Any, bool] | None:
-    """Convert canonical ``Type { k: v, ..., k: v }`` lines at once through JSON, or None.
-
-    Canonical: single spaces exactly so, scalar values spelt as JSON, no backslash.
-    The separators `` { ``, ``, ``, ``: `` and `` }`` become JSON punctuation by plain
-    replacement. One inside a string would be replaced too and cut the string: the
-    JSON then fails to decode or the separator counts disagree with the decoded
-    pairs, so a batch that passes reads exactly as the careful parser reads it (a
-    property test checks this). Returns (types, fields dicts, any ``timestamp``?).
-    """
-    count = len(texts)
-    text = "\n".join(texts)
-    if (
-        any(mark in text for mark in _NOT_BULK)
-        or not text.endswith(" }")
-        or text.count("{") != count
-        or text.count("}") != count
-        or text.count(" { ") != count
-    ):
-        return None
-    json_text = text[:-2]
-    for separator, punctuation in _TO_JSON:
-        json_text = json_text.replace(separator, punctuation)
-    try:
-        items = _JSON.decode('["' + json_text + "}]")  # [type, fields, type, fields, ...]
-        types, dicts = items[0::2], items[1::2]
-        pairs = sum(map(len, dicts))
-        if (
-            len(items) != 2 * count
-            or set(map(type, dicts)) != {dict}
-            or min(map(len, dicts)) == 0
-            or text.count(": ") != pairs
-            or text.count(", ") != pairs - count
-        ):
-            return None
-        keys = set().union(*dicts)
-        if any(type(name) is not str or names[name] != name for name in {*types, *keys}):
-            return None
-    except (ValueError, TypeError, _Slow):
-        return None
-    return types, dicts, "timestamp" in keys
+def _facts(t: TimedEvent) -> tuple[Any, ...]:
+    fields = [(k, type(v), v) for k, v in t.event.fields.items()]  # 1 == 1.0 == True
+    return t.offset_ns, t.event.event_type, t.event.timestamp, fields
 
 
 class _Parser:
@@ -251,9 +185,18 @@ class _Parser:
         self.names = _Names()
         self.pairs = _Pairs(self.names)
         self.shape: Shape | None = None  # the layout of the latest block it read
+        self.strings = Interned(_MEMO_LIMIT)
 
     def feed(self, lines: list[str], line0: int) -> list[TimedEvent]:
         """Parse *lines* (no newlines), the first being 0-based line *line0* of the file."""
+        out: list[TimedEvent] = []
+        for part in self.feed_parts(lines, line0):
+            out += _timed(part) if type(part) is Table else part
+        return out
+
+    def feed_parts(self, lines: list[str], line0: int) -> list[list[TimedEvent] | Table]:
+        """As :meth:`feed`, in file order, with what line shapes read left as Tables."""
+        parts: list[list[TimedEvent] | Table] = []
         out: list[TimedEvent] = []
         end = len(lines)
         while end and not lines[end - 1]:  # what follows the final newline
@@ -261,12 +204,15 @@ class _Parser:
         for start in range(0, end, _BATCH_LINES):
             stop = min(start + _BATCH_LINES, end)
             block = lines[start:stop]
-            shaped = None if self.jsonl else self._shaped(block)
-            if shaped is not None:
-                out += shaped
+            table = None if self.jsonl else self._shaped(block)
+            if table is not None:
+                if out:
+                    parts.append(out)
+                    out = []
+                parts.append(table)
                 continue
-            offsets = _paced(block) if block[0][:1] == "@" else [self.batch_ns] * len(block)
-            converted = None if self.jsonl or offsets is None else _bulk(block, self.names)
+            offsets = shapes.paced(block) if block[0][:1] == "@" else [self.batch_ns] * len(block)
+            converted = None if self.jsonl or offsets is None else shapes.bulk(block, self.names)
             if converted is not None:
                 base, (types, dicts, timed) = self.base_ns, converted
                 try:
@@ -281,56 +227,44 @@ class _Parser:
                     out += [new(TimedEvent, (o, Event(t, f, w))) for o, t, f, w in items]
                     continue
             self._feed_lines(lines, start, stop, line0, out)
-        return out
+        if out:
+            parts.append(out)
+        return parts
 
-    def _shaped(self, block: list[str]) -> Any:
-        """*block* read by a line shape (``evt_shapes``) as TimedEvents, or None."""
-        shape, names = self.shape, self.names
+    def _shaped(self, block: list[str]) -> Table | None:
+        """*block* read by a line shape (``evt_shapes``), or None."""
+        shape, names, base, batch = self.shape, self.names, self.base_ns, self.batch_ns
+        strings, sample = self.strings, block[0].strip()
         try:
-            got = None if shape is None else shape.read(block, names)
-            if got is None:
-                shape = learn(block[0].strip())
-                if shape is None or not self._agrees(shape, block[0].strip()):
+            got = None if shape is None else shape.read(block, names, base, batch, strings)
+            for any_type in (False, True):  # its first line's type, else any type
+                if got is not None:
+                    return got
+                tried, shape = shape, shapes.learn(sample, any_type=any_type)
+                if shape is None or not self._agrees(shape, sample):
                     return None
-                self.shape = shape
-                got = shape.read(block, names)
-                if got is None:
-                    return None
+                if tried is None or shape.regex != tried.regex:
+                    got = shape.read(block, names, base, batch, strings)
+                    self.shape = shape if got is not None else self.shape
         except ValueError:  # e.g. an int past the digit limit: the careful parser's call
             return None
-        types, dicts, offsets = got
-        base, batch = self.base_ns, self.batch_ns
-        if offsets is None:
-            events = list(map(Event, types, dicts, repeat(base + batch)))
-            pairs = zip(repeat(batch), events)
-        else:
-            events = list(map(Event, types, dicts, map(base.__add__, offsets)))
-            pairs = zip(offsets, events)
-        return list(map(_new_tuple, repeat(TimedEvent), pairs))
+        return got
 
     def _agrees(self, shape: Shape, line: str) -> bool:
         """Tell whether *shape* reads *line* exactly as the careful parser does."""
-        got = shape.read([line], self.names)
         try:
             timed = self._careful(line)
         except _LineError:
             return False
-        if got is None or timed is None:
-            return False
-        (event_type,), (fields,), offsets = got
-        offset = self.batch_ns if offsets is None else offsets[0]
-        typed = [(k, type(v), v) for k, v in fields.items()]
-        return (offset, event_type, typed) == (
-            timed.offset_ns,
-            timed.event.event_type,
-            [(k, type(v), v) for k, v in timed.event.fields.items()],
-        )
+        got = shape.read([line], self.names, self.base_ns, self.batch_ns)
+        return got is not None and timed is not None and _facts(_timed(got)[0]) == _facts(timed)
 
     def _feed_lines(
         self, lines: list[str], start: int, stop: int, line0: int, out: list[TimedEvent]
     ) -> None:
         append, base, batch = out.append, self.base_ns, self.batch_ns
-        scan, new_timed, flat, jsonl = _JSON.scan_once, _new_tuple, self._flat, self.jsonl
+        new_timed, flat, jsonl = _new_tuple, self._flat, self.jsonl
+        scan = shapes.JSON_DECODER.scan_once
         for index in range(start, stop):
             line = lines[index].strip()
             if not line:
@@ -339,36 +273,36 @@ class _Parser:
             offset = batch
             try:
                 if jsonl and head != "{":
-                    raise _Slow
+                    raise Decline
                 if head in "#/@{B":
                     if head == "#" or line.startswith("//"):
                         continue
                     if head == "B" and line.startswith("BATCH"):
-                        raise _Slow
+                        raise Decline
                     if head == "@":
                         token, _, line = line.partition(" ")
-                        delay = _duration_ns(token[1:])
+                        delay = shapes.duration_ns(token[1:])
                         if delay is None:
-                            raise _Slow
+                            raise Decline
                         offset, line = delay, line.lstrip()
                     if line[:1] == "{":
                         obj, end = scan(line, 0)
                         if end != len(line):
-                            raise _Slow
+                            raise Decline
                         event = event_from_json(obj, now_ns=base + offset)
                         append(new_timed(TimedEvent, (offset, event)))
                         continue
                 append(flat(line, offset, base + offset))
-            except (_Slow, ValueError, StopIteration, BadRequest):
+            except (Decline, ValueError, StopIteration, BadRequest):
                 timed = self._careful_at(lines, index, line0)
                 batch = self.batch_ns
                 if timed is not None:
                     append(timed)
 
     def _flat(self, line: str, offset: int, when: int) -> TimedEvent:
-        """Parse a flat ``Type { k: v, ... }`` line of scalars; raise _Slow for others."""
+        """Parse a flat ``Type { k: v, ... }`` line of scalars; raise Decline for others."""
         if line[-1:] != "}":
-            raise _Slow
+            raise Decline
         name, _, body = line[:-1].partition("{")
         fields = dict(map(self.pairs.__getitem__, body.split(",")))
         event_type = self.names[name]
@@ -404,7 +338,7 @@ class _Parser:
         offset = self.batch_ns
         if line[pos] == "@":
             token = line[pos:].split(None, 1)[0]
-            delay = _duration_ns(token[1:])
+            delay = shapes.duration_ns(token[1:])
             if delay is None:
                 message = (
                     f"bad timing prefix {token!r}: expected @<delay> with a unit "
@@ -427,7 +361,7 @@ class _Parser:
 
     def _batch(self, line: str, pos: int) -> int:
         words = line[pos:].split(None, 2)
-        delay = _duration_ns(words[1]) if len(words) > 1 else None
+        delay = shapes.duration_ns(words[1]) if len(words) > 1 else None
         if delay is None or (len(words) > 2 and not _is_comment(words[2], 0)):
             what = f"bad BATCH delay {' '.join(words[1:])!r}" if len(words) > 1 else "no delay"
             message = (
@@ -439,7 +373,7 @@ class _Parser:
 
     def _json_event(self, line: str, pos: int, now: int) -> Event:
         try:
-            obj = _JSON.decode(line[pos:])
+            obj = shapes.JSON_DECODER.decode(line[pos:])
         except ValueError as exc:  # a JSONDecodeError, or NaN/Infinity
             message = f"invalid JSON: {getattr(exc, 'msg', exc)}"
             raise _LineError(message, pos + getattr(exc, "pos", 0)) from None
@@ -611,20 +545,38 @@ def iter_events(
     *source* is a path (``-`` = standard input) or an open text stream (read,
     not closed). Same results as :func:`read_event_file` in constant memory;
     the file is opened on the first ``next()`` and closed when the iterator
-    is exhausted or closed. Errors surface when their line is reached.
+    is exhausted or closed. Errors surface when their block is reached.
+    """
+    blocks = iter_event_blocks(source, base_ns=base_ns, format=format, block_chars=block_chars)
+    return chain.from_iterable(blocks)
+
+
+def iter_event_blocks(
+    source: str | os.PathLike[str] | TextIO,
+    *,
+    base_ns: int = 0,
+    format: str | None = None,
+    block_chars: int = _BLOCK_CHARS,
+    tables: bool = False,
+) -> Iterator[Any]:
+    """As :func:`iter_events`, in non-empty lists of TimedEvents, for bulk consumers.
+
+    With *tables*, runs of lines read by a line shape come as
+    :class:`~varpulis.lang.evt_shapes.Table` parts instead (columns: no field
+    dicts or events are built). What is yielded is new and owned by the receiver.
     """
     path = isinstance(source, (str, os.PathLike))
     name = os.fspath(source) if path else getattr(source, "name", None)  # type: ignore[arg-type]
     filename = "<stdin>" if name == "-" else str(name or "<stream>")
     parser = _Parser(filename=filename, base_ns=base_ns, jsonl=_is_jsonl(filename, format))
-    return _iterate(parser, source, block_chars)
+    return _iterate(parser, source, block_chars, tables)
 
 
-def _iterate(parser: _Parser, source: Any, block_chars: int) -> Iterator[TimedEvent]:
+def _iterate(parser: _Parser, source: Any, block_chars: int, tables: bool) -> Iterator[Any]:
     if isinstance(source, (str, os.PathLike)):
         if os.fspath(source) != "-":
             with open(source, encoding="utf-8") as stream:
-                yield from _iterate(parser, stream, block_chars)
+                yield from _iterate(parser, stream, block_chars, tables)
             return
         source = sys.stdin
     line0, rest = 0, ""
@@ -640,8 +592,8 @@ def _iterate(parser: _Parser, source: Any, block_chars: int) -> Iterator[TimedEv
                 continue
             lines, rest = block[:cut].split("\n"), block[cut + 1 :]
         with _collector_paused():
-            events = parser.feed(lines, line0)
+            parts = parser.feed_parts(lines, line0) if tables else [parser.feed(lines, line0)]
         line0 += len(lines)
-        yield from events
+        yield from filter(len, parts)
         if not block:
             return

@@ -140,8 +140,10 @@ _RUNTIME: dict[str, Any] = {
     "_M": MISSING, "_INF": math.inf, "_key": distinct_key, "_pname": partition_name,
     "_sqrt": math.sqrt, "_overflow": _overflow, "_neg": _neg,
     "_add": _numeric(V.op_add), "_sub": _numeric(V.op_sub), "_mul": _numeric(V.op_mul),
-    "_div": _numeric(V.op_div),
+    "_div": _numeric(V.op_div), "_NUM": frozenset({int, float}),
 }  # fmt: skip
+# VPL + - * on two numbers are Python's (no overflow on ints; floats raise as Python does).
+_INLINE = frozenset({"+", "-", "*"})
 
 # What each aggregate returns, from the state variables of its argument ``i``.
 _RESULT = {
@@ -171,6 +173,7 @@ class _Compiler:
         self.emas: list[dict[float, int]] = []  # per argument: period -> ema number
         self.ns: dict[str, Any] = dict(_RUNTIME)
         self.calls = False  # some argument runs compiled code, which reads ctx.event
+        self.inline: dict[int, str] = {}  # argument -> its + - * of two fields, inlined
 
     def error(self, message: str, node: Any, hint: str | None = None) -> VPLSemanticError:
         return self.scope.error(message, node, hint)
@@ -191,8 +194,23 @@ class _Compiler:
             else:
                 self.ns[f"_a{i}"] = compile_expr(node, self.scope)
                 self.calls = True
+                if (
+                    isinstance(node, ast.Binary)
+                    and node.op in _INLINE
+                    and all(self._field(side) for side in (node.left, node.right))
+                ):
+                    # number op number inline; any other operand runs _a{i} (same result)
+                    self.ns[f"_l{i}"], self.ns[f"_r{i}"] = node.left.id, node.right.id
+                    self.inline[i] = node.op
         self.needs[i].add(need)
         return i
+
+    def _field(self, node: Any) -> bool:
+        return (
+            isinstance(node, ast.Name)
+            and not self.scope.is_constant(node.id)
+            and check_identifier(node.id)
+        )
 
     def const(self, value: Any) -> str:
         name = f"_c{len(self.ns)}"
@@ -308,8 +326,22 @@ class _Compiler:
                 # NaN != NaN: skipped like the original; bools are not numbers.
                 inner += ["t = type(x)", "if t is int or (t is float and x == x):"]
                 inner += _indent(num)
-            read = f"fields.get(_f{i}, _M)" if f"_f{i}" in self.ns else f"_a{i}(fields, ctx)"
-            body += [f"x = {read}", "if x is not _M:", *_indent(inner)]
+            if i in self.inline:
+                body += [
+                    f"x = fields.get(_l{i}, _M)",
+                    f"y = fields.get(_r{i}, _M)",
+                    "if type(x) in _NUM and type(y) in _NUM:",
+                    "    try:",
+                    f"        x = x {self.inline[i]} y",
+                    "    except ArithmeticError:",  # the compiled code's own error
+                    f"        x = _a{i}(fields, ctx)",
+                    "else:",
+                    f"    x = _a{i}(fields, ctx)",
+                ]
+            else:
+                read = f"fields.get(_f{i}, _M)" if f"_f{i}" in self.ns else f"_a{i}(fields, ctx)"
+                body.append(f"x = {read}")
+            body += ["if x is not _M:", *_indent(inner)]
         return init, body
 
     def source(self, results: list[tuple[str, str]], partition_field: str | None) -> str:

@@ -25,7 +25,8 @@ per event. A plan belongs to its engine's thread.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from itertools import repeat
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -33,6 +34,7 @@ import numpy as np
 from kernels.columnar import ColumnarBatch, column_from_values
 from varpulis.compiler.batch import BatchExpr, BatchStep, compile_chain
 from varpulis.compiler.values import MISSING
+from varpulis.errors import VPLRuntimeError
 from varpulis.events import Event
 from varpulis.lang import ast
 
@@ -275,11 +277,16 @@ class BatchPlan:
     fields, values a kernel is not exact for); ``metrics()`` reports both.
     """
 
-    __slots__ = ("columnar", "engine", "per_event", "streams")
+    __slots__ = ("columnar", "direct", "engine", "per_event", "streams")
 
-    def __init__(self, engine: Engine, streams: dict[str, BatchStream]) -> None:
+    def __init__(
+        self, engine: Engine, streams: dict[str, BatchStream], direct: dict[str, Any] | None = None
+    ) -> None:
         self.engine = engine
         self.streams = streams
+        #: Event type -> the one stream reading it, when that stream feeds no other
+        #: and yields no batches: such events skip the engine's routing (see _direct).
+        self.direct = direct or {}
         self.columnar = self.per_event = 0
 
     def metrics(self) -> dict[str, Any]:
@@ -311,6 +318,8 @@ class BatchPlan:
         first = types[0]
         if types.count(first) == len(types):
             return self._run(first, events)
+        if self.streams.keys().isdisjoint(types):
+            return self._direct(events)
         outputs: list[Event] = []
         start = 0
         n = len(types)
@@ -330,7 +339,7 @@ class BatchPlan:
             if event_type not in engine.routes:
                 engine.events_in += len(events)
                 return []
-            return [out for ev in events for out in engine.process(ev)]
+            return self._direct(events)
         if len(events) < MIN_RUN:
             return self._per_event(events, f"a run shorter than {MIN_RUN}")
         result = stream.run(_Rows(events, {}, len(events)), event_type)
@@ -343,6 +352,48 @@ class BatchPlan:
         kind = result.event_type  # type: ignore[union-attr]
         fields = _rows_of(result, len(picked))  # type: ignore[arg-type]
         return [Event(kind, f, ev.timestamp) for f, ev in zip(fields, picked, strict=True)]
+
+    def _direct(self, events: list[Event]) -> list[Event]:
+        """``Engine.process`` of each event in turn, with the routing done here.
+
+        An event whose type has a :attr:`direct` stream runs that stream's
+        entry and stages exactly as ``Engine._run`` does (same counters, a
+        VPL runtime error drops the event for the stream and is counted);
+        any other event goes through ``Engine.process``.
+        """
+        engine = self.engine
+        direct, process, ctx = self.direct, engine.process, engine.ctx
+        outputs: list[Event] = []
+        for ev in events:
+            runner = direct.get(ev.event_type)
+            if runner is None:
+                outputs += process(ev)
+                continue
+            engine.events_in += 1
+            runner.events_in += 1
+            try:
+                entry = runner.entry
+                if entry is None:
+                    one = runner.one
+                    if one is not None:
+                        one(ev)
+                    else:
+                        runner.run_stages([ev])
+                else:
+                    for matched, captures in entry(ev):
+                        ctx.captures = captures
+                        runner.run_stages(matched)
+                    ctx.captures = {}
+            except VPLRuntimeError as exc:
+                engine._failed(runner, ev, exc)
+                continue
+            produced = runner.outputs
+            if produced:
+                runner.events_out += len(produced)
+                engine.events_out += len(produced)
+                outputs += produced
+                produced.clear()
+        return outputs
 
     def _count(self, stream: BatchStream, n: int, result: _Output | None) -> bool:
         """Move the counters for *n* inputs; tell whether *result* has output rows."""
@@ -378,6 +429,34 @@ class BatchPlan:
         kind = result.event_type  # type: ignore[union-attr]
         fields = _rows_of(result, rows_in(result))  # type: ignore[arg-type]
         return [Event(kind, f, timestamp) for f in fields]
+
+    def process_table(
+        self, event_type: str, columns: dict[str, Sequence[Any]], timestamps: Sequence[int]
+    ) -> list[Event]:
+        """Process events of one type given as columns of Python values, row by row.
+
+        Row *i* is ``Event(event_type, {k: columns[k][i] for k in columns},
+        timestamps[i])`` (keys in *columns* order); returns what
+        ``process_batch`` of those events would. Events and field dicts are
+        built only for rows that go per event. The sequences are read, never
+        mutated, and may be kept by output events.
+        """
+        n = len(timestamps)
+        stream = self.streams.get(event_type)
+        if stream is None or n < MIN_RUN or self.engine.lateness.enabled:
+            return self.process_batch(_table_events(event_type, columns, timestamps))
+        result = stream.run(_Rows(None, dict(columns), n), event_type)
+        if result is False:
+            events = _table_events(event_type, columns, timestamps)
+            return self._per_event(events, "missing or mixed fields, or inexact values")
+        if not self._count(stream, n, result):
+            return []
+        pos = result.pos  # type: ignore[union-attr]
+        if pos is not None:
+            timestamps = [timestamps[i] for i in pos.tolist()]
+        kind = result.event_type  # type: ignore[union-attr]
+        fields = _rows_of(result, len(timestamps))  # type: ignore[arg-type]
+        return list(map(Event, repeat(kind), fields, timestamps))
 
     # ------------------------------------------------------------------ columns
 
@@ -421,13 +500,25 @@ class BatchPlan:
         return [Event(kind, fields, ts) for fields, ts in batch.iter_rows()]
 
 
+def _table_events(
+    event_type: str, columns: dict[str, Sequence[Any]], timestamps: Sequence[int]
+) -> list[Event]:
+    if not columns:
+        return [Event(event_type, {}, ts) for ts in timestamps]
+    rows = map(_dict_builder(list(columns)), *columns.values())
+    return list(map(Event, repeat(event_type), rows, timestamps))
+
+
 def batch_plan(engine: Engine) -> BatchPlan | None:
-    """The batch plan of *engine*, or None when no event type can take the batch path."""
+    """The batch plan of *engine*, or None when no event type can take a batch path."""
     streams: dict[str, BatchStream] = {}
+    direct: dict[str, Any] = {}
     for event_type, runners in engine.routes.items():
         if len(runners) != 1:
             continue
         runner = runners[0]
+        if not runner.forward and not runner.columnar:
+            direct[event_type] = runner
         if runner.entry is not None or runner.forward or runner.one is None:
             continue
         if not isinstance(runner.decl.source, ast.EventSource):
@@ -442,4 +533,4 @@ def batch_plan(engine: Engine) -> BatchPlan | None:
             continue
         streams[event_type] = BatchStream(runner, steps)
         logger.debug("stream %r runs %r batches over columns", runner.name, event_type)
-    return BatchPlan(engine, streams) if streams else None
+    return BatchPlan(engine, streams, direct) if streams or direct else None

@@ -311,7 +311,7 @@ class SequenceMatcher:
             key = partition_key(event.fields.get(self._field, MISSING_KEY))
         self._ctx.event = event
         part = self._parts.get(key)
-        found = None if part is None else self._advance(part, event, event_type)
+        found = None if part is None or not part.runs else self._advance(part, event, event_type)
         starts = self._starts.get(event_type)
         if starts is not None:
             for moves in starts:
@@ -325,9 +325,11 @@ class SequenceMatcher:
                             found.append((self._next_id - 1, match))
                         break
         if part is not None:
-            if self._within != _FOREVER:
+            runs = part.runs
+            if runs and self._within != _FOREVER and next(iter(runs)).deadline < self._clock:
                 self._expire_oldest(part)
-            if not part.runs:
+            # The unpartitioned runs keep their one partition: no churn between matches.
+            if not runs and key is not None:
                 del self._parts[key]
         if self._within != _FOREVER:
             self._until_sweep -= 1
@@ -343,7 +345,7 @@ class SequenceMatcher:
         """Drop expired runs (oldest first, per partition) and forget empty partitions."""
         for key, part in list(self._parts.items()):
             self._expire_oldest(part)
-            if not part.runs:
+            if not part.runs and key is not None:
                 del self._parts[key]
         self._until_sweep = max(1024, len(self._parts))
 

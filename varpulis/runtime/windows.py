@@ -3,7 +3,8 @@
 :func:`compile_window` checks a ``.window(...)`` operation once and returns a
 :class:`WindowSpec`, a small frozen (picklable) factory; calling it makes a fresh
 window. Every window has ``add(event) -> list[list[Event]]`` (the batches that
-closed because of *event*, oldest first; usually an empty list) and ``flush() ->
+closed because of *event*, oldest first; usually an empty list, which count
+windows share between calls: read it, never mutate it) and ``flush() ->
 list[list[Event]]`` (release what is still open and start over empty; only for
 ``--flush-at-end`` and shutdown, DESIGN §4.1.10). Times are event times, the
 integer nanoseconds of :attr:`Event.timestamp`; events are expected in
@@ -54,6 +55,8 @@ _FORMS = (
     ".window(5m, sliding: 1m), .window(session: 30s)"
 )
 _KWARGS = ("sliding", "session", "policy")
+#: What ``add`` returns when no batch closes: shared, so it must never be mutated.
+_NOTHING: list[list[Event]] = []
 
 
 class Window(Protocol):
@@ -83,7 +86,7 @@ class CountWindow:
         buf = self._buf
         buf.append(event)
         if len(buf) < self.size:
-            return []
+            return _NOTHING
         self._buf = []  # hand the full list over instead of copying it
         return [buf]
 
@@ -256,13 +259,16 @@ class PartitionedWindow:
     partition in first-seen key order.
     """
 
-    __slots__ = ("_adders", "_factory", "_key_of", "_windows")
+    __slots__ = ("_adders", "_count", "_factory", "_key_of", "_windows")
 
     def __init__(self, key_of: Callable[[Event], Any], factory: WindowFactory) -> None:
         self._key_of = key_of
         self._factory = factory
         self._windows: dict[Any, Window] = {}
         self._adders: dict[Any, Callable[[Event], list[list[Event]]]] = {}
+        # Count windows are filled here directly: one call per event instead of two.
+        count = isinstance(factory, WindowSpec) and factory.kind == COUNT
+        self._count = factory.size if count else 0  # type: ignore[union-attr]
 
     def __len__(self) -> int:
         """The number of partitions seen so far."""
@@ -273,6 +279,15 @@ class PartitionedWindow:
         kind = type(key)
         if kind is not str and kind is not int:  # str and int are their own keys
             key = distinct_key(key)
+        if self._count:
+            window: Any = self._windows.get(key)
+            if window is not None:  # CountWindow.add, inlined
+                buf = window._buf
+                buf.append(event)
+                if len(buf) < self._count:
+                    return _NOTHING
+                window._buf = []
+                return [buf]
         add = self._adders.get(key)
         if add is None:
             window = self._windows[key] = self._factory()
