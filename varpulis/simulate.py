@@ -10,7 +10,6 @@ function are parameters, so pacing is testable without waiting.
 
 from __future__ import annotations
 
-import gc
 import itertools
 import json
 import logging
@@ -27,6 +26,7 @@ from varpulis.lang import parse_file
 from varpulis.lang.evt import TimedEvent, iter_event_blocks, read_event_file
 from varpulis.lang.evt_shapes import Table
 from varpulis.lang.validate import validate
+from varpulis.runtime.batch import gc_paused
 from varpulis.runtime.engine import Engine
 
 __all__ = ["RunStats", "load_engine", "run_live", "simulate"]
@@ -144,13 +144,8 @@ def _run_chunks(
     for block in blocks:
         # The cyclic GC waits while a block runs (engines make no cycles per event; a
         # user function's would wait one block): its sweeps cost ~10% of a run.
-        enabled = gc.isenabled()
-        gc.disable()
-        try:
+        with gc_paused():
             _run_block(block, plan, process_batch, stats, write, dumps)
-        finally:
-            if enabled:
-                gc.enable()
 
 
 def _run_block(

@@ -24,9 +24,12 @@ per event. A plan belongs to its engine's thread.
 
 from __future__ import annotations
 
+import gc
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from itertools import repeat
+from operator import attrgetter, itemgetter
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -101,15 +104,15 @@ class _Rows:
         rows = self._picked
         if rows is None:
             source, pos = self.source, self.pos
-            rows = source if pos is None else [source[i] for i in pos.tolist()]  # type: ignore[index]
+            rows = source if pos is None else list(map(source.__getitem__, pos.tolist()))  # type: ignore[union-attr]
             self._picked = rows
         if self.wrapped:
-            try:
-                return [ev.fields[name] for ev in rows]
+            try:  # map with C getters: about half the cost of a comprehension per row
+                return list(map(itemgetter(name), map(_FIELDS, rows)))
             except KeyError:
                 return [ev.fields.get(name, MISSING) for ev in rows]
         try:
-            return [fields[name] for fields in rows]
+            return list(map(itemgetter(name), rows))
         except KeyError:
             return [fields.get(name, MISSING) for fields in rows]
 
@@ -269,6 +272,29 @@ def _rows_of(out: _Output, n: int) -> list[dict[str, Any]]:
     return list(map(_dict_builder(keys), *values))
 
 
+_FIELDS, _EVENT_TYPE = attrgetter("fields"), attrgetter("event_type")
+_TIMESTAMP = attrgetter("timestamp")
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Defer the cyclic garbage collector while a batch allocates its outputs.
+
+    Building 100,000 output events in one go triggers collections that walk
+    every live object (the engine, the input batch) and cost more than the
+    batch itself; the batch path makes no reference cycles, so nothing waits
+    to be freed. Safe with threads: a section that found the collector
+    already paused leaves re-enabling to the one that paused it.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 class BatchPlan:
     """The batch path of one engine (see the module docstring).
 
@@ -310,11 +336,15 @@ class BatchPlan:
         """Process *events* in order; return the outputs ``Engine.process`` would, in order."""
         if not isinstance(events, list):
             events = list(events)
+        with gc_paused():
+            return self._process_batch(events)
+
+    def _process_batch(self, events: list[Event]) -> list[Event]:
         engine = self.engine
         process = engine.process
         if engine.lateness.enabled or len(events) < MIN_RUN:
             return [out for ev in events for out in process(ev)]
-        types = [ev.event_type for ev in events]
+        types = list(map(_EVENT_TYPE, events))
         first = types[0]
         if types.count(first) == len(types):
             return self._run(first, events)
@@ -348,10 +378,10 @@ class BatchPlan:
         if not self._count(stream, len(events), result):
             return []
         pos = result.pos  # type: ignore[union-attr]
-        picked = events if pos is None else [events[i] for i in pos.tolist()]
+        picked = events if pos is None else list(map(events.__getitem__, pos.tolist()))
         kind = result.event_type  # type: ignore[union-attr]
         fields = _rows_of(result, len(picked))  # type: ignore[arg-type]
-        return [Event(kind, f, ev.timestamp) for f, ev in zip(fields, picked, strict=True)]
+        return list(map(Event, repeat(kind), fields, map(_TIMESTAMP, picked)))
 
     def _direct(self, events: list[Event]) -> list[Event]:
         """``Engine.process`` of each event in turn, with the routing done here.
@@ -417,9 +447,15 @@ class BatchPlan:
         in rows])``; the dicts become the events' fields (not copied). Events are
         built only when the run goes per event.
         """
+        with gc_paused():
+            return self._process_rows(event_type, rows, timestamp)
+
+    def _process_rows(
+        self, event_type: str, rows: list[dict[str, Any]], timestamp: int
+    ) -> list[Event]:
         stream = self.streams.get(event_type)
         if stream is None or len(rows) < MIN_RUN or self.engine.lateness.enabled:
-            return self.process_batch([Event(event_type, f, timestamp) for f in rows])
+            return self._process_batch([Event(event_type, f, timestamp) for f in rows])
         result = stream.run(_Rows(rows, {}, len(rows), wrapped=False), event_type)
         if result is False:
             events = [Event(event_type, f, timestamp) for f in rows]
