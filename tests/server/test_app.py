@@ -314,7 +314,7 @@ def test_batch_rows_path_answers_as_the_event_path(api: Api, tail: list, hot: in
     ],
 )
 def test_uniform_batches_only(items: list) -> None:
-    from varpulis.server.app import _uniform
+    from varpulis.server.app import uniform_rows
 
-    assert _uniform(items) is None
-    assert _uniform([{"event_type": "A", "fields": {"x": 1}}] * 3) == ("A", [{"x": 1}] * 3)
+    assert uniform_rows(items) is None
+    assert uniform_rows([{"event_type": "A", "fields": {"x": 1}}] * 3) == ("A", [{"x": 1}] * 3)

@@ -37,7 +37,6 @@ import numpy as np
 from kernels.columnar import ColumnarBatch, column_from_values
 from varpulis.compiler.batch import BatchExpr, BatchStep, compile_chain
 from varpulis.compiler.values import MISSING
-from varpulis.errors import VPLRuntimeError
 from varpulis.events import Event
 from varpulis.lang import ast
 
@@ -387,12 +386,12 @@ class BatchPlan:
         """``Engine.process`` of each event in turn, with the routing done here.
 
         An event whose type has a :attr:`direct` stream runs that stream's
-        entry and stages exactly as ``Engine._run`` does (same counters, a
+        entry and stages through ``Engine.run_stream`` (same counters, a
         VPL runtime error drops the event for the stream and is counted);
         any other event goes through ``Engine.process``.
         """
         engine = self.engine
-        direct, process, ctx = self.direct, engine.process, engine.ctx
+        direct, process, run = self.direct, engine.process, engine.run_stream
         outputs: list[Event] = []
         for ev in events:
             runner = direct.get(ev.event_type)
@@ -400,29 +399,7 @@ class BatchPlan:
                 outputs += process(ev)
                 continue
             engine.events_in += 1
-            runner.events_in += 1
-            try:
-                entry = runner.entry
-                if entry is None:
-                    one = runner.one
-                    if one is not None:
-                        one(ev)
-                    else:
-                        runner.run_stages([ev])
-                else:
-                    for matched, captures in entry(ev):
-                        ctx.captures = captures
-                        runner.run_stages(matched)
-                    ctx.captures = {}
-            except VPLRuntimeError as exc:
-                engine._failed(runner, ev, exc)
-                continue
-            produced = runner.outputs
-            if produced:
-                runner.events_out += len(produced)
-                engine.events_out += len(produced)
-                outputs += produced
-                produced.clear()
+            run(runner, ev, outputs)  # type: ignore[arg-type]  # direct streams are not columnar
         return outputs
 
     def _count(self, stream: BatchStream, n: int, result: _Output | None) -> bool:

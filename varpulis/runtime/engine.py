@@ -252,7 +252,7 @@ class Engine:
         ev, depth = event, 0
         while True:
             for runner in self.routes.get(ev.event_type, ()):
-                forwarded = self._run(runner, ev, outputs)
+                forwarded = self.run_stream(runner, ev, outputs)
                 if forwarded and runner.forward:
                     if runner.columnar:
                         forwarded = materialise(forwarded)
@@ -296,7 +296,13 @@ class Engine:
             logger.warning("stream %r: %s (event %s; %d errors so far)",
                            runner.name, exc, ev.event_type, runner.errors)  # fmt: skip
 
-    def _run(self, runner: _Runner, ev: Event, outputs: list[Item]) -> list[Item]:
+    def run_stream(self, runner: _Runner, ev: Event, outputs: list[Item]) -> list[Item]:
+        """Run one stream on *ev*: its outputs are appended to *outputs* and counted
+        (stream and engine ``events_out``); what is left at its end is returned.
+
+        A VPL runtime error drops *ev* for this stream (logged, counted). The
+        caller counts the input in ``events_in`` and routes what is returned.
+        """
         runner.events_in += 1
         ctx = self.ctx
         try:

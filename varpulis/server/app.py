@@ -29,7 +29,7 @@ from varpulis.server.openapi import openapi_document
 from varpulis.server.pipelines import InjectResult, PipelineManager
 from varpulis.web import MIB, add_open_routes, json_body, json_response, make_app
 
-__all__ = ["BATCH_MAX_BODY", "MAX_PAGE", "SINGLE_MAX_BODY", "make_worker_app"]
+__all__ = ["BATCH_MAX_BODY", "MAX_PAGE", "SINGLE_MAX_BODY", "make_worker_app", "uniform_rows"]
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ def _event(item: Any, now: int) -> Event:
     return event_from_json(item, now_ns=now)
 
 
-def _uniform(items: list[Any]) -> tuple[str, list[dict[str, Any]]] | None:
+def uniform_rows(items: list[Any]) -> tuple[str, list[dict[str, Any]]] | None:
     """``(event_type, fields dicts)`` when every item is exactly ``{"event_type": T,
     "fields": {...}}`` with one non-empty string T and no ``timestamp`` field.
 
@@ -194,7 +194,7 @@ def make_worker_app(
             raise BadRequest(message)
         begin = time.perf_counter()
         now = wall_ns()
-        uniform = _uniform(items)
+        uniform = uniform_rows(items)
         if uniform is not None:
             event_type, rows = uniform
             result = inject_rows(pipeline_id, event_type, rows, now, wait=_wants_wait(body))
