@@ -75,3 +75,24 @@ def test_status_prints_workers_and_groups() -> None:
     finally:
         coordinator.close()
     poll_for(lambda: main_status(coordinator.url, "k", out=io.StringIO()) == 1, timeout=10)
+
+
+@pytest.mark.e2e
+def test_children_stop_when_the_supervisor_is_killed() -> None:
+    cmd = varpulis_cmd("cluster", "up", "--workers", "1", "--port", "0", "--base-port", "0",
+                       "--heartbeat-interval", "0.3", "--heartbeat-timeout", "1.5")  # fmt: skip
+    with Child(cmd) as child:
+        api = child.read_until(r"Cluster API: (http://\S+)/api/v1/cluster/\n", timeout=60).group(1)
+        worker = re.search(r"^worker-0\s+(http://\S+)", child.output(), re.M)
+        assert worker is not None, child.output()
+        child.kill()  # SIGKILL: no chance to stop its children
+
+        def gone(url: str) -> bool:
+            try:
+                requests.get(f"{url}/health", timeout=1)
+            except requests.ConnectionError:
+                return True
+            return False
+
+        for url in (api, worker.group(1)):
+            poll_for(lambda url=url: gone(url), timeout=15, what=f"{url} stopped")

@@ -53,7 +53,9 @@ class Member:
         self.name = name
         self.argv = list(argv)
         self.out = out if out is not None else sys.stdout
-        self.env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+        # children stop by themselves when this process is gone, even killed (web.py)
+        self.env = {**os.environ, "PYTHONUNBUFFERED": "1",
+                    "VARPULIS_SUPERVISOR_PID": str(os.getpid()), **(env or {})}  # fmt: skip
         self.proc: subprocess.Popen[str] | None = None
         self.url: str | None = None
         self.restarts = 0

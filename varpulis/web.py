@@ -18,6 +18,7 @@ import functools
 import hmac
 import json
 import logging
+import os
 import signal
 import socket
 import ssl
@@ -440,6 +441,8 @@ def wait_for_shutdown(handle: ServerHandle, stop: threading.Event | None = None,
                       ready: Callable[[], None] | None = None) -> int:  # fmt: skip
     """Block until SIGINT/SIGTERM (or *stop* is set); 1 if the server loop ended by itself.
 
+    A process started by ``varpulis cluster up`` (``VARPULIS_SUPERVISOR_PID``
+    in its environment) also stops when that supervisor is gone, even killed.
     The signal handlers are installed only on the main thread, and the previous
     ones are restored before returning; *ready* (print the banner, start
     background threads) runs once they are in place, so a signal sent as soon
@@ -459,12 +462,33 @@ def wait_for_shutdown(handle: ServerHandle, stop: threading.Event | None = None,
     try:
         if ready is not None:
             ready()
+        supervisor = _supervisor_pid()
         # wait() with a timeout so that signal handlers run promptly on the main thread.
         while not stop.wait(0.5):
             if handle.wait(0):
                 log.error("the HTTP server loop ended unexpectedly")
                 return 1
+            if supervisor and not _pid_alive(supervisor):
+                log.warning("the supervisor (pid %d) is gone: shutting down", supervisor)
+                break
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     return 0
+
+
+def _supervisor_pid() -> int | None:
+    try:
+        return int(os.environ.get("VARPULIS_SUPERVISOR_PID", "")) or None
+    except ValueError:
+        return None
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, someone else's
+        return True
+    return True

@@ -92,8 +92,8 @@ class Coordinator:
     *heartbeat_timeout* (s) is how long a worker may be silent before a sweep
     marks it unhealthy; *placement* is the default strategy; *validate* checks
     one VPL source (raises VPLError). *background_threads* bound concurrent
-    failover/reconcile work; *io_threads* the parallel deploy/delete calls of
-    one group.
+    failover/reconcile work; *io_threads* the parallel calls to workers (deploys,
+    deletes, an inject-batch's targets).
     """
 
     def __init__(
@@ -122,7 +122,7 @@ class Coordinator:
         self._groups: dict[str, Group] = {}
         self._seq = itertools.count()
         self._background = ThreadPoolExecutor(background_threads, "coordinator-bg")
-        self._io = ThreadPoolExecutor(io_threads, "coordinator-io")
+        self.io = ThreadPoolExecutor(io_threads, "coordinator-io")  # calls to workers
         self._running: set[tuple[str, ...]] = set()
         self.recovery = Recovery(self)
         if store is not None:
@@ -167,7 +167,7 @@ class Coordinator:
     def close(self) -> None:
         """Stop background work and drop pooled connections (state on disk is kept)."""
         self._background.shutdown(wait=False, cancel_futures=True)
-        self._io.shutdown(wait=False, cancel_futures=True)
+        self.io.shutdown(wait=False, cancel_futures=True)
         self.client.close()
 
     def persist(self) -> None:
@@ -381,7 +381,7 @@ class Coordinator:
                               pipeline.source, str(uuid.uuid4())))  # fmt: skip
             self._groups[group.id] = group
         futures: list[Future[str]] = [
-            self._io.submit(self.client.deploy, address, key, name, source, pid)
+            self.io.submit(self.client.deploy, address, key, name, source, pid)
             for name, _, address, key, source, pid in tasks
         ]
         results: list[str | WorkerCallError] = []
@@ -479,7 +479,7 @@ class Coordinator:
                     continue
                 tasks.append((p.pipeline_name, worker, p.pipeline_id))
         futures = [
-            self._io.submit(self._delete_quietly, w.address, w.api_key, pid) for _, w, pid in tasks
+            self.io.submit(self._delete_quietly, w.address, w.api_key, pid) for _, w, pid in tasks
         ]
         for (name, worker, pid), future in zip(tasks, futures, strict=False):
             error = future.result()

@@ -174,17 +174,22 @@ class Router:
         results, outputs, forwarded = [], [], []
         accepted = failed = 0
         last_error: Exception | None = None
+        # Every target's call starts before the first answer is read: the workers (and
+        # the encoding of the next body here) work in parallel.
+        calls = []
         for name, events in buckets.items():
             payload = raw if events is None else _encode({"events": events}).encode()
             target = self._c.resolve_pipeline(group_id, name)
+
+            def send(t: Target, body: bytes = payload) -> bytes:
+                return client.inject_batch(t.address, t.key, t.pipeline_id, body, query)
+
+            call = self._c.io.submit(self._call, target, send) if len(buckets) > 1 else None
+            calls.append((name, events, target, send, call))
+        for name, events, target, send, call in calls:
             result: dict[str, Any] = {"pipeline": name, "worker_id": target.worker_id}
             try:
-                target, answer = self._call(
-                    target,
-                    lambda t, b=payload: client.inject_batch(
-                        t.address, t.key, t.pipeline_id, b, query
-                    ),
-                )
+                target, answer = call.result() if call is not None else self._call(target, send)
                 response = decode(answer)
             except (RoutingFailed, WorkerCallError) as exc:
                 if events is None:
