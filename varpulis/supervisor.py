@@ -30,6 +30,8 @@ from typing import Any, TextIO
 
 import requests
 
+from varpulis.connectors.broker import terminate
+
 __all__ = ["Cluster", "ClusterConfig", "Member", "backoff_delay", "main_status", "main_up"]
 
 _API_LINE = re.compile(r"^API:\s+(https?://[^/\s]+)")
@@ -110,15 +112,8 @@ class Member:
 
     def stop(self, grace: float = 10.0) -> None:
         """SIGTERM, then SIGKILL after *grace* seconds; idempotent."""
-        proc = self.proc
-        if proc is None or proc.poll() is not None:
-            return
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(grace)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        if self.proc is not None:
+            terminate(self.proc, grace)
 
 
 @dataclass(frozen=True, slots=True)

@@ -39,6 +39,7 @@ __all__ = [
     "free_port",
     "resolve_kind",
     "start_broker",
+    "terminate",
 ]
 
 logger = logging.getLogger("varpulis.connectors.broker")
@@ -195,14 +196,8 @@ class BrokerHandle:
         return self
 
     def _terminate(self, grace: float = 5.0) -> None:
-        proc = self.process
-        if proc is not None and proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(grace)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        if self.process is not None:
+            terminate(self.process, grace)
         if self._log is not None:
             self._log.close()
             self._log = None
@@ -232,6 +227,18 @@ class BrokerHandle:
 
     def __repr__(self) -> str:
         return f"BrokerHandle({self.kind!r}, {self.url!r}, running={self.running})"
+
+
+def terminate(proc: subprocess.Popen[Any], grace: float = 5.0) -> None:
+    """Stop a child: SIGTERM, then SIGKILL after *grace* seconds; a no-op once it exited."""
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def start_broker(kind: str = "auto", host: str = "127.0.0.1", port: int = 0, *,
