@@ -30,7 +30,7 @@ from typing import Any, TextIO
 
 import requests
 
-from varpulis.connectors.broker import terminate
+from varpulis.connectors.broker import start_broker, terminate
 
 __all__ = ["Cluster", "ClusterConfig", "Member", "backoff_delay", "main_status", "main_up"]
 
@@ -155,8 +155,6 @@ class Cluster:
         """Start every member and return once all workers are ready at the coordinator."""
         c = self.config
         if c.broker != "none":
-            from varpulis.connectors.broker import start_broker
-
             self.broker = start_broker(c.broker, host=c.host, port=c.broker_port)
         coordinator = ["coordinator", "--host", c.host, "--port", str(c.port),
                        "--heartbeat-interval", f"{c.heartbeat_interval:g}",
