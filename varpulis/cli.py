@@ -189,13 +189,26 @@ def _rust_log_level(value: str) -> str | None:
     return _RUST_LEVELS.get(pick.lower())
 
 
-def _server_log_level(args: argparse.Namespace) -> None:
-    """Apply the server's --log-level, else RUST_LOG when VARPULIS_LOG is not set."""
+def apply_service_log_level(args: argparse.Namespace) -> None:
+    """A long-running service's logging: its --log-level, else RUST_LOG when VARPULIS_LOG
+    is not set; waitress keeps its WARNING backlog messages but not its INFO chatter."""
     level = getattr(args, "server_log_level", None)
     if level is None and "VARPULIS_LOG" not in os.environ and os.environ.get("RUST_LOG"):
         level = _rust_log_level(os.environ["RUST_LOG"])
     if level:
         logging.getLogger().setLevel(getattr(logging, level.upper()))
+    logging.getLogger("waitress").setLevel(max(logging.WARNING, logging.getLogger().level))
+
+
+def add_service_log_level(p: argparse.ArgumentParser) -> None:
+    """The subcommand-level ``--log-level`` of ``server`` and ``coordinator``."""
+    p.add_argument(
+        "--log-level",
+        dest="server_log_level",
+        default=None,
+        choices=["debug", "info", "warning", "error"],
+        help="log verbosity (same as the global flag) [env: VARPULIS_LOG, RUST_LOG]",
+    )
 
 
 def cmd_server(args: argparse.Namespace) -> int:
@@ -211,9 +224,7 @@ def cmd_server(args: argparse.Namespace) -> int:
     if args.heartbeat_interval <= 0:
         print("varpulis server: --heartbeat-interval must be > 0 seconds", file=sys.stderr)
         return EXIT_USAGE
-    _server_log_level(args)
-    # waitress logs every queue backlog at WARNING; keep it, but not its INFO chatter.
-    logging.getLogger("waitress").setLevel(max(logging.WARNING, logging.getLogger().level))
+    apply_service_log_level(args)
     config = ServerConfig(
         host=args.host,
         port=args.port,
@@ -313,13 +324,7 @@ def add_server_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="HTTP worker threads",
     )
     _add_cluster_member_options(p)
-    p.add_argument(
-        "--log-level",
-        dest="server_log_level",
-        default=None,
-        choices=["debug", "info", "warning", "error"],
-        help="log verbosity (same as the global flag) [env: VARPULIS_LOG, RUST_LOG]",
-    )
+    add_service_log_level(p)
     p.set_defaults(func=cmd_server)
     return p
 

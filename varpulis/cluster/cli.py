@@ -9,10 +9,9 @@ when the command runs.
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 
-from varpulis.cli import EXIT_USAGE, EnvDefault, _server_log_level
+from varpulis.cli import EXIT_USAGE, EnvDefault, add_service_log_level, apply_service_log_level
 
 __all__ = ["add_coordinator_parser", "cmd_coordinator"]
 
@@ -33,8 +32,7 @@ def cmd_coordinator(args: argparse.Namespace) -> int:
         message = "varpulis coordinator: --tls-cert and --tls-key must be given together"
         print(message, file=sys.stderr)
         return EXIT_USAGE
-    _server_log_level(args)  # --log-level, else RUST_LOG (as for the worker)
-    logging.getLogger("waitress").setLevel(max(logging.WARNING, logging.getLogger().level))
+    apply_service_log_level(args)  # --log-level, else RUST_LOG (as for the worker)
     config = CoordinatorConfig(
         host=args.host,
         port=args.port,
@@ -132,12 +130,6 @@ def add_coordinator_parser(sub: argparse._SubParsersAction) -> argparse.Argument
         default=16,
         help="HTTP worker threads",
     )
-    p.add_argument(
-        "--log-level",
-        dest="server_log_level",
-        default=None,
-        choices=["debug", "info", "warning", "error"],
-        help="log verbosity (same as the global flag) [env: VARPULIS_LOG, RUST_LOG]",
-    )
+    add_service_log_level(p)
     p.set_defaults(func=cmd_coordinator)
     return p
