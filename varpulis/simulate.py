@@ -165,6 +165,13 @@ def _run_block(
             stats.events += len(types)
             _write(outputs, stats, write, dumps)
             return
+        if plan is not None:
+            columns = dict(zip(block.keys, block.columns, strict=True))
+            found = plan.process_types(types, columns, block.timestamps)
+            if found is not None:
+                stats.events += len(types)
+                _write(found, stats, write, dumps)
+                return
         events = list(map(Event, types, block.fields(), block.timestamps))
     else:
         events = list(map(_event_of, block))

@@ -34,7 +34,7 @@ from varpulis.compiler.values import MISSING
 from varpulis.errors import VPLRuntimeError
 from varpulis.lang import ast
 
-__all__ = ["BatchExpr", "BatchStep", "NO_OP", "compile_chain"]
+__all__ = ["NO_OP", "BatchExpr", "BatchStep", "compile_chain", "supported"]
 
 #: Operations that do nothing per event on an inline stream (read elsewhere).
 NO_OP = frozenset({"context", "from"})
@@ -129,7 +129,7 @@ def compile_chain(ops: Sequence[ast.Op], scope: Scope, stream: str) -> tuple[Bat
         if op.name in NO_OP:
             continue
         if op.name in ("where", "having"):
-            if len(op.args) != 1 or op.kwargs or not _supported(op.args[0], scope):
+            if len(op.args) != 1 or op.kwargs or not supported(op.args[0], scope):
                 return None
             steps.append(BatchStep("where", expr=BatchExpr(op.args[0], scope, predicate=True)))
         elif op.name in _PROJECT:
@@ -162,7 +162,7 @@ def _projection(op: ast.Op, scope: Scope, stream: str) -> BatchStep | None:
             if key == "context" and isinstance(value, ast.Name):
                 return None  # routes to another context: not a plain output
             if key == "event_type":
-                typed = _typed(value, {}, scope) if _supported(value, scope) else None
+                typed = _typed(value, {}, scope) if supported(value, scope) else None
                 if typed is None or typed.op != "const":
                     return None  # a per-event type
                 event_type = typed.value if isinstance(typed.value, str) else stream
@@ -175,7 +175,7 @@ def _projection(op: ast.Op, scope: Scope, stream: str) -> BatchStep | None:
     for key, value in pairs:
         if isinstance(value, ast.Name) and not scope.is_constant(value.id):
             items.append((key, value.id))
-        elif _supported(value, scope):
+        elif supported(value, scope):
             items.append((key, BatchExpr(value, scope)))
         else:
             return None
@@ -185,7 +185,7 @@ def _projection(op: ast.Op, scope: Scope, stream: str) -> BatchStep | None:
 # ------------------------------------------------------------------ analysis
 
 
-def _supported(node: Any, scope: Scope) -> bool:
+def supported(node: Any, scope: Scope) -> bool:
     """Whether *node* uses only what typing may lower (kinds decide the rest)."""
     if isinstance(node, (ast.Literal, ast.Duration)):
         return True
@@ -194,11 +194,11 @@ def _supported(node: Any, scope: Scope) -> bool:
             return scope.constants_frozen and type(scope.constant_value(node.id)) in _SCALARS
         return True
     if isinstance(node, ast.Unary):
-        return node.op in ("-", "not") and _supported(node.operand, scope)
+        return node.op in ("-", "not") and supported(node.operand, scope)
     if isinstance(node, ast.Binary):
         op = " ".join(node.op.split())
         ok = op in _ARITH or op in _COMPARE or op in ("and", "or")
-        return ok and _supported(node.left, scope) and _supported(node.right, scope)
+        return ok and supported(node.left, scope) and supported(node.right, scope)
     return False
 
 

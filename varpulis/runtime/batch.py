@@ -39,6 +39,7 @@ from varpulis.compiler.batch import BatchExpr, BatchStep, compile_chain
 from varpulis.compiler.values import MISSING
 from varpulis.events import Event
 from varpulis.lang import ast
+from varpulis.runtime.blocks import Block, Stateful, typed_column
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -53,27 +54,6 @@ logger = logging.getLogger("varpulis.runtime")
 MIN_RUN = 16
 
 _KIND_OF_DTYPE = {np.dtype(np.int64): "i", np.dtype(np.float64): "f", np.dtype(np.bool_): "b"}
-_ARRAYS = {float: np.float64, int: np.int64, bool: np.bool_}
-
-
-def _typed_column(values: list[Any]) -> tuple[np.ndarray, str] | None:
-    """A typed column and its kind when *values* share one scalar type, else None."""
-    kinds = set(map(type, values))
-    if len(kinds) != 1:
-        return None
-    kind = kinds.pop()
-    dtype = _ARRAYS.get(kind)
-    if dtype is not None:
-        try:
-            column = np.array(values, dtype=dtype)
-        except OverflowError:
-            return None
-        return column, "i" if kind is int else "f" if kind is float else "b"
-    if kind is str:
-        column = np.empty(len(values), dtype=object)
-        column[:] = values
-        return column, "s"
-    return None
 
 
 class _Rows:
@@ -131,7 +111,7 @@ class _Rows:
                 return None
             self.kinds[name] = kind
             return value, kind
-        typed = _typed_column(value)
+        typed = typed_column(value)
         if typed is not None:
             self.cols[name], self.kinds[name] = typed
         return typed
@@ -302,22 +282,54 @@ class BatchPlan:
     fields, values a kernel is not exact for); ``metrics()`` reports both.
     """
 
-    __slots__ = ("columnar", "direct", "engine", "per_event", "streams")
+    __slots__ = ("columnar", "direct", "engine", "per_event", "stateful", "streams")
 
     def __init__(
-        self, engine: Engine, streams: dict[str, BatchStream], direct: dict[str, Any] | None = None
+        self,
+        engine: Engine,
+        streams: dict[str, BatchStream],
+        direct: dict[str, Any] | None = None,
+        stateful: dict[str, Stateful] | None = None,
     ) -> None:
         self.engine = engine
         self.streams = streams
         #: Event type -> the one stream reading it, when that stream feeds no other
         #: and yields no batches: such events skip the engine's routing (see _direct).
         self.direct = direct or {}
+        #: Event type -> the stateful kernel (sequence, window) of the one stream reading it.
+        self.stateful = stateful or {}
         self.columnar = self.per_event = 0
 
     def metrics(self) -> dict[str, Any]:
         """``{"streams": [batched stream names], "columnar": n, "per_event": n}``."""
-        names = sorted({s.runner.name for s in self.streams.values()})
+        kernels = list(self.streams.values()) + list(self.stateful.values())
+        names = sorted({k.runner.name for k in kernels})
         return {"streams": names, "columnar": self.columnar, "per_event": self.per_event}
+
+    def settle(self) -> None:
+        """Hand every stateful kernel's carried state to its per-event operator."""
+        for kernel in set(self.stateful.values()):
+            kernel.settle()
+
+    def _stateful(self, kernel: Stateful, block: Block) -> list[Event]:
+        """*block* through *kernel*, or per event when the kernel declines it."""
+        outputs = kernel.run(block)
+        if outputs is not None:
+            self.columnar += block.n
+            return outputs
+        kernel.settle()
+        return self._per_event(block.events(), "declined by the stateful kernel")
+
+    def process_types(
+        self, types: list[str], columns: dict[str, Sequence[Any]], timestamps: Sequence[int]
+    ) -> list[Event] | None:
+        """As :meth:`process_table` for rows of several types that one stateful kernel
+        reads (row *i* has type ``types[i]``); None when no one kernel reads them all."""
+        kernel = self.stateful.get(types[0])
+        if kernel is None or not kernel.types.issuperset(types) or self.engine.lateness.enabled:
+            return None
+        with gc_paused():
+            return self._stateful(kernel, Block.of_table(types, columns, timestamps))
 
     def _per_event(self, events: list[Event], why: str) -> list[Event]:
         self.per_event += len(events)
@@ -341,13 +353,14 @@ class BatchPlan:
     def _process_batch(self, events: list[Event]) -> list[Event]:
         engine = self.engine
         process = engine.process
-        if engine.lateness.enabled or len(events) < MIN_RUN:
+        if engine.lateness.enabled or (len(events) < MIN_RUN and not self.stateful):
             return [out for ev in events for out in process(ev)]
         types = list(map(_EVENT_TYPE, events))
         first = types[0]
         if types.count(first) == len(types):
             return self._run(first, events)
-        if self.streams.keys().isdisjoint(types):
+        stateful = self.stateful
+        if self.streams.keys().isdisjoint(types) and stateful.keys().isdisjoint(types):
             return self._direct(events)
         outputs: list[Event] = []
         start = 0
@@ -355,9 +368,16 @@ class BatchPlan:
         while start < n:
             kind = types[start]
             stop = start + 1
-            while stop < n and types[stop] == kind:
-                stop += 1
-            outputs.extend(self._run(kind, events[start:stop]))
+            kernel = stateful.get(kind)
+            if kernel is None:
+                while stop < n and types[stop] == kind:
+                    stop += 1
+                outputs.extend(self._run(kind, events[start:stop]))
+            else:  # a run of the types one kernel reads
+                members = kernel.types
+                while stop < n and types[stop] in members:
+                    stop += 1
+                outputs.extend(self._stateful(kernel, Block.of_events(events[start:stop])))
             start = stop
         return outputs
 
@@ -365,6 +385,9 @@ class BatchPlan:
         engine = self.engine
         stream = self.streams.get(event_type)
         if stream is None:
+            kernel = self.stateful.get(event_type)
+            if kernel is not None:
+                return self._stateful(kernel, Block.of_events(events))
             if event_type not in engine.routes:
                 engine.events_in += len(events)
                 return []
@@ -456,6 +479,10 @@ class BatchPlan:
         """
         n = len(timestamps)
         stream = self.streams.get(event_type)
+        if stream is None and n and event_type in self.stateful:
+            found = self.process_types([event_type] * n, columns, timestamps)
+            if found is not None:
+                return found
         if stream is None or n < MIN_RUN or self.engine.lateness.enabled:
             return self.process_batch(_table_events(event_type, columns, timestamps))
         result = stream.run(_Rows(None, dict(columns), n), event_type)
@@ -524,8 +551,16 @@ def _table_events(
 
 def batch_plan(engine: Engine) -> BatchPlan | None:
     """The batch plan of *engine*, or None when no event type can take a batch path."""
+    from varpulis.runtime import seq_batch
+
     streams: dict[str, BatchStream] = {}
     direct: dict[str, Any] = {}
+    stateful: dict[str, Stateful] = {}
+    for runner in engine.runners:
+        kernel = seq_batch.build(engine, runner)
+        if kernel is not None:
+            stateful.update(dict.fromkeys(kernel.types, kernel))
+            logger.debug("stream %r runs %s over columns", runner.name, sorted(kernel.types))
     for event_type, runners in engine.routes.items():
         if len(runners) != 1:
             continue
@@ -546,4 +581,6 @@ def batch_plan(engine: Engine) -> BatchPlan | None:
             continue
         streams[event_type] = BatchStream(runner, steps)
         logger.debug("stream %r runs %r batches over columns", runner.name, event_type)
-    return BatchPlan(engine, streams, direct) if streams or direct else None
+    if not (streams or direct or stateful):
+        return None
+    return BatchPlan(engine, streams, direct, stateful)

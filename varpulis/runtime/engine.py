@@ -168,6 +168,7 @@ class Engine:
         def entry(ev: Event) -> list[tuple[list[Event], dict]]:
             return [([m.last], m.captures) for m in matcher.push(ev)]
 
+        entry.matcher = matcher  # type: ignore[attr-defined]  # for runtime/seq_batch.py
         return entry, rest
 
     def _join_entry(self, decl: ast.StreamDecl, env: StreamEnv, ops: list[ast.Op]) -> Any:
@@ -345,6 +346,8 @@ class Engine:
 
     def flush(self) -> list[Event]:
         """Close every open window and return what that produces."""
+        if self.batch_plan is not None:
+            self.batch_plan.settle()  # the columnar kernels' state back into the operators
         outputs: list[Event] = []
         for runner in self.runners:
             for index, release in runner.flushers:

@@ -298,6 +298,28 @@ class SequenceMatcher:
         """How many runs are alive (expired ones may count until swept)."""
         return sum(len(p.runs) for p in self._parts.values())
 
+    @property
+    def clock(self) -> float:
+        """The largest event time seen (ns; -inf before any event)."""
+        return self._clock
+
+    def advance_clock(self, timestamp: float) -> None:
+        """Move the clock on to *timestamp* (never back): events seen elsewhere."""
+        if timestamp > self._clock:
+            self._clock = timestamp
+
+    def live_captures(self) -> list[dict[str, Any]]:
+        """The captures of every run still alive, oldest first (read only)."""
+        clock = self._clock
+        found = [run for part in self._parts.values() for run in part.runs
+                 if run.deadline >= clock]  # fmt: skip
+        found.sort(key=lambda run: run.id)
+        return [run.captures for run in found]
+
+    def clear_runs(self) -> None:
+        """Drop every run (the clock and counters stay)."""
+        self._parts.clear()
+
     def push(self, event: Event) -> list[Match]:
         """Feed one event; return the matches it completes, in run-creation order."""
         event_type = event.event_type
