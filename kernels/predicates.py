@@ -150,8 +150,21 @@ def _fold(node: Node) -> Node:
     if node.op in ("and", "or"):  # a bool constant decides or drops out (numexpr has no `True &`)
         for i, arg in enumerate(args):
             if arg.op == "const":
-                return arg if arg.value is (node.op == "or") else args[1 - i]
+                if arg.value is not (node.op == "or"):
+                    return args[1 - i]
+                if i == 1 and _divides(args[0]):
+                    # Python evaluates the left side first: its division may fail per row
+                    message = f"{node.op!r} decided by its right side skips a division"
+                    raise Unsupported(message)
+                return arg
     return Node(node.op, node.kind, args, node.value)
+
+
+def _divides(node: Node) -> bool:
+    """Whether *node* divides by something that is not a constant."""
+    if node.op == "/" and node.args[1].op != "const":
+        return True
+    return any(_divides(a) for a in node.args)
 
 
 def _literal(value: Any) -> str:

@@ -218,3 +218,16 @@ def test_mask_reuses_its_buffer_and_inputs_are_positional() -> None:
     second = kernel.mask({"temperature": np.array([1.0, 200.0])}, 2)
     assert second.tolist() == [False, True]
     assert np.shares_memory(first, second)
+
+
+def test_a_decisive_constant_after_a_division_is_not_folded_away() -> None:
+    # Python evaluates ``x / y > 0`` first: a zero y fails per row, so no kernel
+    divides = Node(">", "b", (Node("/", "f", (col("x", "f"), col("y", "f"))), const(0.0)))
+    with pytest.raises(Unsupported):
+        compile_kernel(Node("and", "b", (divides, const(False))))
+    with pytest.raises(Unsupported):
+        compile_kernel(Node("or", "b", (divides, const(True))))
+    # a constant on the left decides before the division runs: folding is exact
+    assert compile_kernel(Node("and", "b", (const(False), divides))).node == const(False)
+    kept = compile_kernel(Node("and", "b", (divides, const(True))))
+    assert kept.node.op == ">"

@@ -311,6 +311,11 @@ def test_batch_rows_path_answers_as_the_event_path(api: Api, tail: list, hot: in
         [{"event_type": "A", "fields": []}],
         [["event_type", "fields"]],
         [{"event_type": "A", "data": {}}],
+        ["ab"],
+        [5],
+        [{"event_type": 3, "fields": {}}],
+        [{"event_type": "A", "fields": "xy"}],
+        [{"event_type": "A", "fields": {}}, {"event_type": "A", "fields": None}],
     ],
 )
 def test_uniform_batches_only(items: list) -> None:

@@ -34,6 +34,7 @@ __all__ = [
     "Shape",
     "Table",
     "bulk",
+    "dict_builder",
     "duration_ns",
     "learn",
     "paced",
@@ -63,7 +64,7 @@ _TO_JSON = ((" { ", '",{"'), (", ", ',"'), (": ", '":'), (" }\n", '},"'))
 _BUILDERS: dict[int, Callable[..., Callable[..., dict[str, Any]]]] = {}
 
 
-def _dict_builder(keys: tuple[str, ...]) -> Callable[..., dict[str, Any]]:
+def dict_builder(keys: tuple[str, ...]) -> Callable[..., dict[str, Any]]:
     """A function of ``len(keys)`` values returning ``{keys[0]: v0, ...}``.
 
     The generated source holds only the identifiers ``k<i>``/``a<i>``: the
@@ -150,7 +151,7 @@ class Shape:
         self.event_type = event_type
         self.keys = keys
         self.converters = tuple(_KINDS[k][1] for k in kinds)
-        self.make = _dict_builder(keys)
+        self.make = dict_builder(keys)
         self.regex = re.compile(pattern, re.MULTILINE)
 
     def read(

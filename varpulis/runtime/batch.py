@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import gc
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from itertools import repeat
 from operator import attrgetter, itemgetter
@@ -37,8 +37,9 @@ import numpy as np
 from kernels.columnar import ColumnarBatch, column_from_values
 from varpulis.compiler.batch import BatchExpr, BatchStep, compile_chain
 from varpulis.compiler.values import MISSING
-from varpulis.events import Event
+from varpulis.events import Event, to_api_json
 from varpulis.lang import ast
+from varpulis.lang.evt_shapes import dict_builder
 from varpulis.runtime.blocks import Block, Stateful, typed_column
 
 if TYPE_CHECKING:
@@ -210,28 +211,6 @@ class BatchStream:
         return kernel, columns
 
 
-_BUILDERS: dict[int, Callable[..., Callable[..., dict[str, Any]]]] = {}
-
-
-def _dict_builder(keys: list[str]) -> Callable[..., dict[str, Any]]:
-    """A function of ``len(keys)`` values returning ``{keys[0]: v0, ...}`` (a dict display).
-
-    The generated text holds only the identifiers ``k<i>``/``a<i>``: the
-    keys are closure values, never source text.
-    """
-    width = len(keys)
-    make = _BUILDERS.get(width)
-    if make is None:
-        names = [f"a{i}" for i in range(width)]
-        body = ", ".join(f"k{i}: a{i}" for i in range(width))
-        text = (f"def make({', '.join(f'k{i}' for i in range(width))}):\n"
-                f"    return lambda {', '.join(names)}: {{{body}}}\n")  # fmt: skip
-        namespace: dict[str, Any] = {"__builtins__": {}}
-        exec(compile(text, "<varpulis.runtime.batch>", "exec"), namespace)  # noqa: S102
-        make = _BUILDERS[width] = namespace["make"]
-    return make(*keys)
-
-
 def rows_in(out: _Output) -> int:
     """How many output rows *out* holds."""
     for column in out.cols:
@@ -239,16 +218,23 @@ def rows_in(out: _Output) -> int:
     return out.n
 
 
-def _rows_of(out: _Output, n: int) -> list[dict[str, Any]]:
-    """The output field dicts, MISSING values left out (as the per-event builder does)."""
+def _rows_of(out: _Output, n: int, event_type: str | None = None) -> list[dict[str, Any]]:
+    """The output field dicts, MISSING values left out (as the per-event builder does).
+
+    With *event_type*, the REST output dicts instead: ``{"event_type": event_type,
+    **fields}`` (a field named ``event_type`` wins, as in ``to_api_json``).
+    """
     keys = out.keys
+    values = [c.tolist() if isinstance(c, np.ndarray) else c for c in out.cols]
+    if event_type is not None:
+        keys = ["event_type", *keys]
+        values.insert(0, list(repeat(event_type, n)))
     if not keys:
         return [{} for _ in range(n)]
-    values = [c.tolist() if isinstance(c, np.ndarray) else c for c in out.cols]
     if any(not isinstance(c, np.ndarray) and MISSING in c for c in out.cols):
         rows = zip(*values, strict=True)
         return [{k: v for k, v in zip(keys, row, strict=True) if v is not MISSING} for row in rows]
-    return list(map(_dict_builder(keys), *values))
+    return list(map(dict_builder(tuple(keys)), *values))
 
 
 _FIELDS, _EVENT_TYPE = attrgetter("fields"), attrgetter("event_type")
@@ -439,30 +425,35 @@ class BatchPlan:
         return count > 0
 
     def process_rows(
-        self, event_type: str, rows: list[dict[str, Any]], timestamp: int
-    ) -> list[Event]:
+        self, event_type: str, rows: list[dict[str, Any]], timestamp: int, *, api: bool = False
+    ) -> list[Any]:
         """Process events of one type given as field dicts, all with event time *timestamp*.
 
         The same outputs as ``process_batch([Event(event_type, f, timestamp) for f
         in rows])``; the dicts become the events' fields (not copied). Events are
-        built only when the run goes per event.
+        built only when the run goes per event. With *api* the outputs come as
+        the REST output dicts (``to_api_json`` of each event), built directly.
         """
         with gc_paused():
-            return self._process_rows(event_type, rows, timestamp)
+            return self._process_rows(event_type, rows, timestamp, api)
 
     def _process_rows(
-        self, event_type: str, rows: list[dict[str, Any]], timestamp: int
-    ) -> list[Event]:
+        self, event_type: str, rows: list[dict[str, Any]], timestamp: int, api: bool
+    ) -> list[Any]:
         stream = self.streams.get(event_type)
         if stream is None or len(rows) < MIN_RUN or self.engine.lateness.enabled:
-            return self._process_batch([Event(event_type, f, timestamp) for f in rows])
+            outputs = self._process_batch([Event(event_type, f, timestamp) for f in rows])
+            return list(map(to_api_json, outputs)) if api else outputs
         result = stream.run(_Rows(rows, {}, len(rows), wrapped=False), event_type)
         if result is False:
             events = [Event(event_type, f, timestamp) for f in rows]
-            return self._per_event(events, "missing or mixed fields, or inexact values")
+            outputs = self._per_event(events, "missing or mixed fields, or inexact values")
+            return list(map(to_api_json, outputs)) if api else outputs
         if not self._count(stream, len(rows), result):
             return []
         kind = result.event_type  # type: ignore[union-attr]
+        if api:
+            return _rows_of(result, rows_in(result), kind)  # type: ignore[arg-type]
         fields = _rows_of(result, rows_in(result))  # type: ignore[arg-type]
         return [Event(kind, f, timestamp) for f in fields]
 
@@ -545,7 +536,7 @@ def _table_events(
 ) -> list[Event]:
     if not columns:
         return [Event(event_type, {}, ts) for ts in timestamps]
-    rows = map(_dict_builder(list(columns)), *columns.values())
+    rows = map(dict_builder(tuple(columns)), *columns.values())
     return list(map(Event, repeat(event_type), rows, timestamps))
 
 

@@ -74,6 +74,9 @@ def _event(item: Any, now: int) -> Event:
     return event_from_json(item, now_ns=now)
 
 
+_EVENT_TYPE, _FIELDS = operator.itemgetter("event_type"), operator.itemgetter("fields")
+
+
 def uniform_rows(items: list[Any]) -> tuple[str, list[dict[str, Any]]] | None:
     """``(event_type, fields dicts)`` when every item is exactly ``{"event_type": T,
     "fields": {...}}`` with one non-empty string T and no ``timestamp`` field.
@@ -83,23 +86,24 @@ def uniform_rows(items: list[Any]) -> tuple[str, list[dict[str, Any]]] | None:
     Event per item; the columnar path reads the dicts directly). The checks
     run as C-level passes over the list; anything else returns None.
     """
-    if not items or set(map(type, items)) != {dict} or set(map(len, items)) != {2}:
-        return None
-    try:
-        types = [item["event_type"] for item in items]
-        rows = [item["fields"] for item in items]
-    except KeyError:
-        return None
-    first = types[0]
-    if type(first) is not str or not first or types.count(first) != len(types):
-        return None
-    if set(map(type, rows)) != {dict} or any(map(operator.contains, rows, repeat("timestamp"))):
+    try:  # a non-dict item or fields value fails a lookup or dict.__contains__: TypeError
+        if not items or set(map(len, items)) != {2}:
+            return None
+        types = list(map(_EVENT_TYPE, items))
+        first = types[0]
+        if type(first) is not str or not first or types.count(first) != len(types):
+            return None
+        rows = list(map(_FIELDS, items))
+        if any(map(dict.__contains__, rows, repeat("timestamp"))):
+            return None
+    except (KeyError, TypeError):
         return None
     return first, rows
 
 
 def _output_body(result: InjectResult, body: dict[str, Any]) -> dict[str, Any]:
-    body["output_events"] = [to_api_json(ev) for ev in result.outputs]
+    outputs = result.outputs
+    body["output_events"] = outputs if result.api else list(map(to_api_json, outputs))
     if result.truncated:
         body["truncated"] = True
     return body

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from varpulis.errors import BadRequest, PipelineLimitReached, PipelineNotFound, VarpulisError
-from varpulis.events import Event, format_timestamp
+from varpulis.events import Event, format_timestamp, to_api_json
 
 __all__ = [
     "InlineRuntime",
@@ -83,14 +83,16 @@ class InlineRuntime:
         self.warnings = warnings
 
     def process_rows(
-        self, event_type: str, rows: list[dict[str, Any]], timestamp: int
-    ) -> list[Event]:
+        self, event_type: str, rows: list[dict[str, Any]], timestamp: int, *, api: bool = False
+    ) -> list[Any]:
         """``process_batch`` of ``Event(event_type, fields, timestamp)`` per dict of *rows*,
-        without building the events when the engine's batch path takes them."""
+        without building the events when the engine's batch path takes them; with
+        *api*, the outputs as REST output dicts (``to_api_json``)."""
         plan = getattr(self.engine, "batch_plan", None)
         if plan is not None:
-            return plan.process_rows(event_type, rows, timestamp)
-        return self.engine.process_batch([Event(event_type, f, timestamp) for f in rows])
+            return plan.process_rows(event_type, rows, timestamp, api=api)
+        outputs = self.engine.process_batch([Event(event_type, f, timestamp) for f in rows])
+        return list(map(to_api_json, outputs)) if api else outputs
 
     def metrics(self) -> dict[str, Any]:
         return self.engine.metrics()
@@ -175,11 +177,15 @@ class Pipeline:
 
 @dataclass(slots=True)
 class InjectResult:
-    """Outputs of one inject call (capped), whether they were cut, how many went in."""
+    """Outputs of one inject call (capped), whether they were cut, how many went in.
 
-    outputs: list[Event]
+    ``api``: the outputs are REST output dicts (``to_api_json``) already, not Events.
+    """
+
+    outputs: list[Any]
     truncated: bool
     accepted: int
+    api: bool = False
 
 
 class _Store(Protocol):
@@ -443,7 +449,8 @@ class PipelineManager:
             runtime = pipeline.runtime
             process_rows = getattr(runtime, "process_rows", None)
             if process_rows is not None and not (wait and getattr(runtime, "waits", False)):
-                outputs = process_rows(event_type, rows, timestamp)
+                outputs = process_rows(event_type, rows, timestamp, api=True)
+                return self._capped(outputs, len(rows), api=True)
             else:
                 events = [Event(event_type, f, timestamp) for f in rows]
                 if wait and getattr(runtime, "waits", False):
@@ -452,11 +459,11 @@ class PipelineManager:
                     outputs = runtime.process_batch(events)
         return self._capped(outputs, len(rows))
 
-    def _capped(self, outputs: list[Event], accepted: int) -> InjectResult:
+    def _capped(self, outputs: list[Any], accepted: int, *, api: bool = False) -> InjectResult:
         cap = self.max_outputs
         if len(outputs) > cap:
-            return InjectResult(outputs[:cap], True, accepted)
-        return InjectResult(outputs, False, accepted)
+            return InjectResult(outputs[:cap], True, accepted, api)
+        return InjectResult(outputs, False, accepted, api)
 
     # ------------------------------------------------------------------ persistence
 
