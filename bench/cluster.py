@@ -16,8 +16,11 @@ would hide both servers' cost), every response read and decoded:
   and the worker work in parallel (target: >= 60 % of the direct throughput);
 * inject-batch: events/s of ``POST /pipeline-groups/{id}/inject-batch`` with
   ``--size`` events per call, for a one-pipeline group (forwarded undecoded)
-  and a two-pipeline group (decoded and routed per event), vs the worker's
-  ``events-batch`` (target: >= 200,000 events/s through the coordinator).
+  and a two-pipeline group whose events all go to one pipeline (the body's
+  types found by one scan, forwarded undecoded), vs the worker's
+  ``events-batch`` (target: >= 200,000 events/s through the coordinator);
+  then the two-pipeline group with every other event of the other pipeline's
+  type (decoded, split, two worker calls in parallel).
 
     python bench/cluster.py [--requests 3000] [--batches 20] [--size 10000]
 """
@@ -204,6 +207,19 @@ def main() -> None:
                 f"batch {args.size:,}, inject-batch, {label} : {rate:>10,.0f} events/s   "
                 f"ratio {rate / base_b:.2f} (target >= 200,000)"
             )
+        # every other event an ``Other``: decoded, split in two, two worker calls at once
+        split = []
+        for seed in range(args.batches):
+            items = events(args.size, seed)
+            for item in items[::2]:
+                item["event_type"], item["fields"] = "Other", {"n": 1}
+            split.append(json.dumps({"events": items}).encode())
+        bodies[:] = split
+        rate = ev_rate(f"{curl}/api/v1/cluster/pipeline-groups/{two['id']}/inject-batch", "admin")
+        print(
+            f"batch {args.size:,}, inject-batch, 2 pipelines, split  : {rate:>10,.0f} events/s"
+            f"   ratio {rate / base_b:.2f}"
+        )
     finally:
         for proc in (coord, worker):
             proc.terminate()

@@ -397,6 +397,29 @@ def test_inject_batch_groups_events_per_target(cluster: Cluster) -> None:
     assert r.status_code == 400
 
 
+def test_inject_batch_to_one_target_of_several_is_forwarded_whole(cluster: Cluster) -> None:
+    gid = _tutorial(cluster)
+    for types, target, worker, result in [
+        (["EventA", "Unrouted", "EventA"], "pipeline-a", "worker-0", "from-a"),
+        (["EventB", "EventB"], "pipeline-b", "worker-1", "from-b"),
+        (["EventB_foo", "EventB"], "pipeline-b", "worker-1", "from-b"),  # renamed: decoded
+    ]:
+        events = [{"event_type": t, "fields": {"i": i}} for i, t in enumerate(types)]
+        body = cluster.api.post(f"{GROUPS}/{gid}/inject-batch", json={"events": events}).json()
+        n = len(types)
+        assert body["results"] == [
+            {"pipeline": target, "worker_id": worker, "events": n, "accepted": n}
+        ]
+        expected = 2 if target == "pipeline-a" else n  # Unrouted reaches pipeline-a, no output
+        assert (
+            body["output_events"]
+            == [{"event_type": target[-1].upper(), "result": result}] * expected
+        )
+    r = cluster.api.post(f"{GROUPS}/{gid}/inject-batch",
+                         json={"events": [{"event_type": "EventB"}, {"fields": {}}]})  # fmt: skip
+    assert r.status_code == 400
+
+
 def test_inject_batch_single_pipeline_fast_path(cluster: Cluster) -> None:
     cluster.add_worker("worker-0")
     gid = cluster.api.deploy({"name": "g", "pipelines": [{"name": "a", "source": A_SOURCE}]})["id"]

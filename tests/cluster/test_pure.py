@@ -7,6 +7,7 @@ import pytest
 from varpulis.cluster.groups import Group, parse_spec, pipeline_reads
 from varpulis.cluster.health import HealthSweeper, health_sweep
 from varpulis.cluster.placement import place
+from varpulis.cluster.inject import scan_types
 from varpulis.cluster.routing import (
     family_type,
     find_route,
@@ -292,3 +293,20 @@ def test_registration_and_heartbeat_bodies() -> None:
     assert beat.pipelines == {"p"} and parse_heartbeat({}).pipelines is None
     with pytest.raises(BadRequest):
         parse_heartbeat({"events_processed": "many"})
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (b'{"events":[{"event_type":"A","fields":{}},{"event_type" : "B"}]}', {"A", "B"}),
+        # a nested key counts (a superset is safe); a quoted text inside a string does not
+        (b'{"events":[{"event_type":"A","fields":{"event_type":"C","s":"\\"event_type\\""}}]}',
+         {"A", "C"}),  # fmt: skip
+        (b'{"events":[{"event_type":"A\\u0042"}]}', None),  # escapes: decode instead
+        (b'{"events":[{"event_type":5}]}', None),  # not a string: decode (and reject)
+        (b'{"events":[]}', None),
+        (b'{"events":[{"event_type":"\xff"}]}', None),
+    ],
+)
+def test_scan_types_finds_a_superset_or_gives_up(raw: bytes, expected: set | None) -> None:
+    assert scan_types(raw) == expected

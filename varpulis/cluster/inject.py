@@ -5,8 +5,10 @@ Targets are resolved under the coordinator's lock (one dict lookup after the
 first event of a type); the HTTP call to the worker runs without it. The hot
 path avoids JSON work: the request body is decoded once (to read
 ``event_type``) and forwarded as received, and the worker's answer is spliced
-into the response as raw bytes. A batch for a group with one pipeline is
-forwarded without being decoded at all.
+into the response as raw bytes. A batch is forwarded without being decoded
+at all when the group has one pipeline, or when the event types its body
+names (found by one scan of the bytes, :func:`scan_types`) all go to one
+pipeline unrenamed; otherwise it is decoded and split per target.
 
 Inter-pipeline routes (``from_pipeline`` = a pipeline of the group) are served
 *through the coordinator*: when a pipeline that such a route reads from
@@ -26,7 +28,9 @@ passed back as the caller's error.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 from bottle import HTTPResponse
@@ -39,9 +43,36 @@ from varpulis.web import parse_json_object
 if TYPE_CHECKING:
     from varpulis.cluster.coordinator import Coordinator, Target
 
-__all__ = ["Router"]
+__all__ = ["Router", "scan_types"]
+
+# A key "event_type" and its string value without escapes. Inside a JSON string
+# every quote is escaped, so the key never matches within a string's text; it
+# may match a nested object's key: the types found are a superset of the
+# events' own, which is all the fast path needs, provided every occurrence of
+# the key matched (a value with escapes, or not a string, makes the scan give up).
+_TYPE_KEY = re.compile(rb'"event_type"[ \t\r\n]*:[ \t\r\n]*"([^"\\]*)"')
+#: Most distinct types one scan resolves before the body is decoded instead.
+_SCAN_TYPES = 64
+
+
+def scan_types(raw: bytes) -> set[str] | None:
+    """Every string value of an ``"event_type"`` key in JSON text *raw* (a superset
+    of its events' types), or None when there are none or too many, or some key's
+    value is not a plain string (escapes, another JSON type)."""
+    found = _TYPE_KEY.findall(raw)
+    if not found or len(found) != raw.count(b'"event_type"'):
+        return None
+    distinct = set(found)
+    if len(distinct) > _SCAN_TYPES:
+        return None
+    try:
+        return {token.decode() for token in distinct}
+    except UnicodeDecodeError:
+        return None
+
 
 _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+_TYPE_OF = itemgetter("event_type")
 _JSON = "application/json"
 
 
@@ -157,7 +188,7 @@ class Router:
         outputs, flattened, target by target) and, when the group forwards,
         ``forwarded``. 502 when every target failed.
         """
-        single = self._c.single_pipeline(group_id)
+        single = self._c.single_pipeline(group_id) or self._one_target(group_id, raw)
         buckets: dict[str, list[Any] | None]
         known: int | None = None  # the event count, when decoded
         if single is not None:  # one possible target: forward the body undecoded
@@ -230,21 +261,41 @@ class Router:
             out["forwarded"] = forwarded
         return out
 
-    def _bucket(self, group_id: str, items: list[Any]) -> tuple[dict[str, list[Any] | None], bool]:
-        """Events per target pipeline, and whether any was renamed to its family's type."""
-        buckets: dict[str, list[Any] | None] = {}
+    def _one_target(self, group_id: str, raw: bytes) -> str | None:
+        """The pipeline every event of batch body *raw* goes to, as it is (no family
+        renamed), judged from :func:`scan_types`; None when that cannot tell."""
+        types = scan_types(raw)
+        if types is None:
+            return None
         deliveries = self._c.deliveries_of(group_id)
-        renamed = False
-        for index, item in enumerate(items):
-            event_type = _event_type(item, f"events[{index}]: ")
+        targets = set()
+        for event_type in types:
+            if not event_type:
+                return None
             name, delivered = deliveries(event_type)
             if delivered != event_type:
+                return None
+            targets.add(name)
+        return targets.pop() if len(targets) == 1 else None
+
+    def _bucket(self, group_id: str, items: list[Any]) -> tuple[dict[str, list[Any] | None], bool]:
+        """Events per target pipeline, and whether any was renamed to its family's type."""
+        deliveries = self._c.deliveries_of(group_id)
+        try:
+            types = list(map(_TYPE_OF, items))
+        except (KeyError, TypeError):
+            types = None
+        if types is None or set(map(type, types)) != {str} or "" in types:
+            for index, item in enumerate(items):  # the first bad item, for the message
+                _event_type(item, f"events[{index}]: ")
+        target = {t: deliveries(t) for t in dict.fromkeys(types)}  # type: ignore[arg-type]
+        buckets: dict[str, list[Any] | None] = {name: [] for name, _ in target.values()}
+        renamed = any(delivered != t for t, (_, delivered) in target.items())
+        for item, event_type in zip(items, types, strict=True):  # type: ignore[arg-type]
+            name, delivered = target[event_type]
+            if delivered != event_type:
                 item = {**item, "event_type": delivered}
-                renamed = True
-            bucket = buckets.get(name)
-            if bucket is None:
-                bucket = buckets[name] = []
-            bucket.append(item)  # type: ignore[union-attr]
+            buckets[name].append(item)  # type: ignore[union-attr]
         return buckets, renamed
 
     # ------------------------------------------------------------------ forwarding
