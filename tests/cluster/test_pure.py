@@ -6,8 +6,8 @@ import pytest
 
 from varpulis.cluster.groups import Group, parse_spec, pipeline_reads
 from varpulis.cluster.health import HealthSweeper, health_sweep
-from varpulis.cluster.placement import place
 from varpulis.cluster.inject import scan_types
+from varpulis.cluster.placement import place
 from varpulis.cluster.routing import (
     family_type,
     find_route,
