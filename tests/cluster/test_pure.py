@@ -300,8 +300,10 @@ def test_registration_and_heartbeat_bodies() -> None:
     [
         (b'{"events":[{"event_type":"A","fields":{}},{"event_type" : "B"}]}', {"A", "B"}),
         # a nested key counts (a superset is safe); a quoted text inside a string does not
-        (b'{"events":[{"event_type":"A","fields":{"event_type":"C","s":"\\"event_type\\""}}]}',
-         {"A", "C"}),  # fmt: skip
+        (
+            b'{"events":[{"event_type":"A","fields":{"event_type":"C","s":"\\"event_type\\""}}]}',
+            {"A", "C"},
+        ),
         (b'{"events":[{"event_type":"A\\u0042"}]}', None),  # escapes: decode instead
         (b'{"events":[{"event_type":5}]}', None),  # not a string: decode (and reject)
         (b'{"events":[]}', None),

@@ -39,9 +39,11 @@ from varpulis.lang.hints import did_you_mean
 __all__ = [
     "AGGREGATE_FUNCTIONS",
     "DEFAULT_EMA_PERIOD",
+    "ITEM_OPS",
     "Aggregate",
     "compile_aggregate",
     "distinct_key",
+    "item_neg",
     "partition_name",
 ]
 
@@ -130,6 +132,13 @@ def _neg(a: Any) -> Any:
     return -a if t is int or t is float else None
 
 
+#: How aggregate items combine (``+ - * /`` on two numbers, else None) and negate:
+#: the generated code's helpers, shared with the columnar kernel (window_batch.py).
+ITEM_OPS = {"+": _numeric(V.op_add), "-": _numeric(V.op_sub), "*": _numeric(V.op_mul),
+            "/": _numeric(V.op_div)}  # fmt: skip
+item_neg = _neg
+
+
 def _overflow(exc: OverflowError) -> VPLRuntimeError:
     message = f"aggregate overflow (an integer too large for a float?): {exc}"
     return VPLRuntimeError(message)
@@ -139,8 +148,8 @@ _ARITH = {"+": "_add", "-": "_sub", "*": "_mul", "/": "_div"}
 _RUNTIME: dict[str, Any] = {
     "_M": MISSING, "_INF": math.inf, "_key": distinct_key, "_pname": partition_name,
     "_sqrt": math.sqrt, "_overflow": _overflow, "_neg": _neg,
-    "_add": _numeric(V.op_add), "_sub": _numeric(V.op_sub), "_mul": _numeric(V.op_mul),
-    "_div": _numeric(V.op_div), "_NUM": frozenset({int, float}),
+    "_add": ITEM_OPS["+"], "_sub": ITEM_OPS["-"], "_mul": ITEM_OPS["*"],
+    "_div": ITEM_OPS["/"], "_NUM": frozenset({int, float}),
 }  # fmt: skip
 # VPL + - * on two numbers are Python's (no overflow on ints; floats raise as Python does).
 _INLINE = frozenset({"+", "-", "*"})

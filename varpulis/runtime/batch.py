@@ -542,13 +542,13 @@ def _table_events(
 
 def batch_plan(engine: Engine) -> BatchPlan | None:
     """The batch plan of *engine*, or None when no event type can take a batch path."""
-    from varpulis.runtime import seq_batch
+    from varpulis.runtime import seq_batch, window_batch
 
     streams: dict[str, BatchStream] = {}
     direct: dict[str, Any] = {}
     stateful: dict[str, Stateful] = {}
     for runner in engine.runners:
-        kernel = seq_batch.build(engine, runner)
+        kernel = seq_batch.build(engine, runner) or window_batch.build(engine, runner)
         if kernel is not None:
             stateful.update(dict.fromkeys(kernel.types, kernel))
             logger.debug("stream %r runs %s over columns", runner.name, sorted(kernel.types))

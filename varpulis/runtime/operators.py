@@ -526,4 +526,10 @@ def _window_stage(env: StreamEnv, op: ast.Op | None, agg: ast.Op | None, index: 
         return release(batches) if batches else []
 
     env.flushers.append((index, lambda: release(window.flush())))
+    # What a columnar kernel (runtime/window_batch.py) needs to take this stage's place.
+    windowed.window = window  # type: ignore[attr-defined]
+    windowed.spec = factory  # type: ignore[attr-defined]
+    windowed.partition_field = field_name  # type: ignore[attr-defined]
+    windowed.aggregate = aggregate  # type: ignore[attr-defined]
+    windowed.aggregate_op = agg  # type: ignore[attr-defined]
     return windowed

@@ -94,6 +94,10 @@ class CountWindow:
         buf, self._buf = self._buf, []
         return [buf] if buf else []
 
+    def __len__(self) -> int:
+        """The number of events in the open window."""
+        return len(self._buf)
+
 
 class SlidingCountWindow:
     """``.window(N, sliding: M)``: the last N events, every M events once N are buffered."""
@@ -296,6 +300,19 @@ class PartitionedWindow:
 
     def flush(self) -> list[list[Event]]:
         return [batch for window in self._windows.values() for batch in window.flush()]
+
+    def partition(self, key: Any) -> Window:
+        """The window of *key* (a key as :meth:`add` computes it: a str or int is its own),
+        made and registered after the keys seen so far when *key* is new."""
+        window = self._windows.get(key)
+        if window is None:
+            window = self._windows[key] = self._factory()
+            self._adders[key] = window.add
+        return window
+
+    def partitions(self) -> list[Window]:
+        """The partitions' windows in first-seen key order (a new list)."""
+        return list(self._windows.values())
 
 
 # ------------------------------------------------------------------ compile
