@@ -27,15 +27,7 @@ from varpulis.errors import BadRequest
 from varpulis.events import Event, event_from_json, to_api_json
 from varpulis.server.openapi import openapi_document
 from varpulis.server.pipelines import InjectResult, PipelineManager
-from varpulis.web import (
-    MIB,
-    add_open_routes,
-    json_body,
-    json_response,
-    make_app,
-    parse_json_object,
-    raw_body,
-)
+from varpulis.web import MIB, add_open_routes, json_body, json_response, make_app
 
 __all__ = ["BATCH_MAX_BODY", "MAX_PAGE", "SINGLE_MAX_BODY", "make_worker_app", "uniform_rows"]
 
@@ -85,19 +77,14 @@ def _event(item: Any, now: int) -> Event:
 _EVENT_TYPE, _FIELDS = operator.itemgetter("event_type"), operator.itemgetter("fields")
 
 
-def uniform_rows(
-    items: list[Any], raw: bytes | None = None
-) -> tuple[str, list[dict[str, Any]]] | None:
+def uniform_rows(items: list[Any]) -> tuple[str, list[dict[str, Any]]] | None:
     """``(event_type, fields dicts)`` when every item is exactly ``{"event_type": T,
     "fields": {...}}`` with one non-empty string T and no ``timestamp`` field.
 
     That is the common batch body: such items are the events :func:`_event`
     would build with the arrival time, so they go to the engine as rows (no
     Event per item; the columnar path reads the dicts directly). The checks
-    run as C-level passes over the list; anything else returns None. *raw*,
-    the JSON text *items* was decoded from, saves the per-row ``timestamp``
-    lookup when it holds neither ``"timestamp"`` nor a backslash-u escape (no key
-    can then be ``timestamp``).
+    run as C-level passes over the list; anything else returns None.
     """
     try:  # a non-dict item or fields value fails a lookup or dict.__contains__: TypeError
         if not items or set(map(len, items)) != {2}:
@@ -107,10 +94,7 @@ def uniform_rows(
         if type(first) is not str or not first or types.count(first) != len(types):
             return None
         rows = list(map(_FIELDS, items))
-        if raw is not None and b'"timestamp"' not in raw and b"\\u" not in raw:
-            if set(map(type, rows)) != {dict}:
-                return None
-        elif any(map(dict.__contains__, rows, repeat("timestamp"))):
+        if any(map(dict.__contains__, rows, repeat("timestamp"))):
             return None
     except (KeyError, TypeError):
         return None
@@ -207,15 +191,14 @@ def make_worker_app(
     @app.post(_PIPELINE + "/events-batch", max_body=BATCH_MAX_BODY)
     def inject_many(pipeline_id: str) -> dict[str, Any]:
         manager.get(pipeline_id)  # 404 before decoding a large body
-        raw = raw_body()
-        body = parse_json_object(raw)
+        body = json_body()
         items = body.get("events")
         if not isinstance(items, list):
             message = f'"events" must be a list of events, got {type(items).__name__}'
             raise BadRequest(message)
         begin = time.perf_counter()
         now = wall_ns()
-        uniform = uniform_rows(items, raw)
+        uniform = uniform_rows(items)
         if uniform is not None:
             event_type, rows = uniform
             result = inject_rows(pipeline_id, event_type, rows, now, wait=_wants_wait(body))
