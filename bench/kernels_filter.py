@@ -14,7 +14,8 @@ in the same run, each timed as the median of ``--repeat`` runs:
   path: numexpr filter over the temperature column, output events only for
   the passing rows), outputs turned into dicts;
 * event dicts → output dicts: the REST batch body's items ``{"event_type": T,
-  "fields": {...}}`` through the server's own path (one-type check, then
+  "fields": {...}}`` through the server's own path (cyclic GC paused while
+  the batch is handled, one-type check, then
   ``BatchPlan.process_rows(..., api=True)``: no input Event objects at all,
   and the output dicts built straight from the output columns, as the
   server answers) (target ≥ 3,000,000 events/s);
@@ -46,6 +47,7 @@ import numpy as np  # noqa: E402
 
 from kernels.columnar import ColumnarBatch  # noqa: E402
 from varpulis.events import Event, to_api_json  # noqa: E402
+from varpulis.runtime.batch import gc_paused  # noqa: E402
 from varpulis.runtime.engine import Engine  # noqa: E402
 from varpulis.server.app import uniform_rows  # noqa: E402
 
@@ -108,12 +110,14 @@ def main(argv: list[str] | None = None) -> None:
     items = [{"event_type": TYPE, "fields": fields} for fields in rows]
 
     def rows_to_dicts() -> list[dict]:
-        # what POST .../events-batch does with a uniform body; REST batches carry one
-        # arrival time (0 here, as the per-event outputs are compared without times)
+        # what POST .../events-batch does with a uniform body (cyclic GC paused, as
+        # there); REST batches carry one arrival time (0 here, as the per-event
+        # outputs are compared without times)
         out = []
-        for part in chunks(items, args.chunk):
-            event_type, fields = uniform_rows(part)
-            out.extend(plan.process_rows(event_type, fields, 0, api=True))
+        with gc_paused():
+            for part in chunks(items, args.chunk):
+                event_type, fields = uniform_rows(part)
+                out.extend(plan.process_rows(event_type, fields, 0, api=True))
         return out
 
     def columns() -> list[Any]:

@@ -25,6 +25,7 @@ from bottle import Bottle, HTTPResponse, request
 from varpulis import __version__
 from varpulis.errors import BadRequest
 from varpulis.events import Event, event_from_json, to_api_json
+from varpulis.runtime.batch import gc_paused
 from varpulis.server.openapi import openapi_document
 from varpulis.server.pipelines import InjectResult, PipelineManager
 from varpulis.web import MIB, add_open_routes, json_body, json_response, make_app
@@ -191,6 +192,12 @@ def make_worker_app(
     @app.post(_PIPELINE + "/events-batch", max_body=BATCH_MAX_BODY)
     def inject_many(pipeline_id: str) -> dict[str, Any]:
         manager.get(pipeline_id)  # 404 before decoding a large body
+        # Decoding a batch allocates two dicts per event; with the cyclic collector on,
+        # its passes over them cost more than the batch (they make no cycles).
+        with gc_paused():
+            return _inject_many(pipeline_id)
+
+    def _inject_many(pipeline_id: str) -> dict[str, Any]:
         body = json_body()
         items = body.get("events")
         if not isinstance(items, list):
