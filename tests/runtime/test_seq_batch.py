@@ -27,7 +27,13 @@ RISE2 = (
     "stream R = A as a .where(x > 2) -> all B where x + 1 > a.x * 2 as b .within(9ms)"
     ' .where(len(b) < 4) .emit(event_type: "Up", s: a.x, t: b.x, n: len(b))'
 )
-PROGRAMS = [CHAIN, CHAIN3, SAME, RISE, RISE2]
+PCHAIN = "stream M = A as a -> B as b .partition_by(id) .within(9ms) .emit(id: a.id, x: b.x)"
+PRISE = (
+    "stream R = A as a -> all A where x > a.x as b .within(6ms) .partition_by(sym)"
+    " .emit(start: a.x, top: b.x, n: len(b), id: id)"
+)
+PSAME = "stream M = A as a -> A as b -> B as c .partition_by(id) .emit(p: a.x, q: b.x, r: c.x)"
+PROGRAMS = [CHAIN, CHAIN3, SAME, RISE, RISE2, PCHAIN, PRISE, PSAME]
 
 
 def events(seed: int, n: int, types: str = "ABC", *, ties: bool = True) -> list[Event]:
@@ -35,7 +41,7 @@ def events(seed: int, n: int, types: str = "ABC", *, ties: bool = True) -> list[
     out, ts = [], 0
     for _ in range(n):
         ts += rnd.choice((0, 1, 1, 2) if ties else (1, 1, 2)) * 1_000_000
-        fields = {"id": rnd.randint(0, 3), "x": rnd.randint(0, 9)}
+        fields = {"id": rnd.randint(0, 3), "x": rnd.randint(0, 9), "sym": rnd.choice("pqr")}
         out.append(Event(rnd.choice(types), fields, ts))
     return out
 
@@ -99,7 +105,9 @@ def test_per_event_in_between_settles_and_blocks_take_over(src: str, ties: bool)
     got, engine = batched(src, evs, cuts, {1, 2, 5, 9})
     assert got == expected
     assert engine.batch_plan.columnar > 0
-    if not ties:  # with equal times a rise's runs cannot always be taken over
+    # with equal times the matcher's runs cannot always be taken over, nor ever those
+    # of a chain of 3+ steps whose first type comes back
+    if not ties and src != PSAME:
         assert engine.batch_plan.per_event == 0
 
 
@@ -166,7 +174,7 @@ def test_the_carry_is_only_what_live_runs_hold() -> None:
     "src",
     [
         "stream M = A as a -> B as b .not(C) .emit(x: a.x)",
-        "stream M = A as a -> B as b .partition_by(id) .emit(x: a.x)",
+        "stream M = A as a -> B as b .partition_by(id) .emit(x: a.x) .to(Nowhere)",
         "stream M = A as a -> all B as b .emit(x: a.x)",  # a Kleene run without within
         "stream M = A as a -> all B as b -> C as c .within(1s) .emit(x: a.x)",
         "stream M = A as a -> B as b .emit(x: a.x) .to(Nowhere)",
@@ -210,3 +218,12 @@ def test_simulate_runs_evt_tables_through_the_kernel(tmp_path, src: str) -> None
     assert got == [{"event_type": t, **f} for t, f, _ in expected]
     assert stats.outputs == len(expected)
     assert engine.batch_plan.per_event == 0 and engine.batch_plan.columnar > 1000
+
+
+def test_float_partition_keys_run_per_event() -> None:
+    src = "stream M = A as a -> B as b .partition_by(f) .emit(x: a.x)"
+    evs = [Event("AB"[i % 2], {"f": float(i % 3), "x": i}, i) for i in range(60)]
+    expected, _ = per_event(src, evs)
+    got, engine = batched(src, evs, [], set())
+    assert got == expected and len(got) > 0
+    assert engine.batch_plan.per_event == 60

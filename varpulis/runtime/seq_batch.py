@@ -8,7 +8,7 @@ else runs per event through :class:`~varpulis.runtime.nfa.SequenceMatcher`):
 * a *rise* ``A as a -> all B where p as b .within(d)``: a first step filtered
   by its own fields, then a Kleene step whose filter may also read ``a.f``.
 
-Both without ``.not``/``.partition_by``, the stream's other operations being
+Both without ``.not``, the stream's other operations being
 a ``.where``/``.select``/``.emit`` chain that :func:`compile_chain` lowers
 once the captures are columns (``a.f`` → the field of the captured row,
 ``len(b)``, a bare ``f`` → the completing event's field). The matcher's rules
@@ -17,7 +17,10 @@ a run starts at every row eligible for the first step; a chain run moves to
 the first later row eligible for its next step (``np.searchsorted`` over the
 eligible rows) and matches on its last one; a rise run matches once per
 later row eligible for the Kleene step, ``len(b)`` being the running count
-(a cumulative sum along the run). A run is alive while its first row's time
+(a cumulative sum along the run). With ``.partition_by(k)`` the rows are
+grouped by ``k`` first (a stable sort), so that a run only meets rows of its
+partition; the keys must form one column of ints, strings or bools. A run
+is alive while its first row's time
 plus ``within`` is not before the clock (the latest time seen). Matches come
 ordered by completing row, then run start, as the matcher yields them.
 
@@ -139,6 +142,8 @@ def _steps(decl: ast.StreamDecl, scope: Scope) -> tuple[list[_Step], int | None,
                 msg = "within is not a duration literal"
                 raise _Decline(msg)
             within = op.args[0].nanos
+        elif op.name == "partition_by":
+            continue  # the spec has it (runs are kept per value)
         elif op.name == "where" and i < at[0]:
             leading.extend(op.args)
         elif i < at[-1]:
@@ -171,7 +176,7 @@ def build(engine: Engine, runner: Any) -> SequenceKernel | None:
     if matcher is None or runner.forward or engine.lateness.enabled:
         return None
     spec = matcher.spec
-    if spec.negations or spec.partition_by is not None or len(spec.alternatives) != 1:
+    if spec.negations or len(spec.alternatives) != 1:
         return None
     try:
         steps, within, rest = _steps(runner.decl, engine.scope)
@@ -191,7 +196,7 @@ def build(engine: Engine, runner: Any) -> SequenceKernel | None:
     types = frozenset(s.event_type for s in steps)
     if any(engine.routes.get(t) != [runner] for t in types):
         return None
-    return SequenceKernel(engine, runner, matcher, steps, within, chain)
+    return SequenceKernel(engine, runner, matcher, steps, within, chain, spec.partition_by)
 
 
 # ------------------------------------------------------------------ the kernel
@@ -204,8 +209,10 @@ class SequenceKernel:
     """
 
     def __init__(self, engine: Engine, runner: Any, matcher: Any, steps: list[_Step],
-                 within: int | None, chain: tuple[BatchStep, ...]) -> None:  # fmt: skip
+                 within: int | None, chain: tuple[BatchStep, ...],
+                 partition: str | None = None) -> None:  # fmt: skip
         self.engine, self.runner, self.matcher = engine, runner, matcher
+        self.partition = partition
         self.steps = steps
         self.within = within
         self.stream = BatchStream(runner, chain)
@@ -306,21 +313,45 @@ class SequenceKernel:
             raise _Decline(msg)
         return mask & kernel.mask(columns, len(mask))
 
+    def _layout(self, rows: Block) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """Rows grouped by partition: ``order`` (grouped position → row; rows keep their
+        order within a partition) and each grouped position's partition; (None, None)
+        without ``.partition_by``. Keys must be one column of ints, strings or bools."""
+        if self.partition is None:
+            return None, None
+        typed = rows.typed(self.partition)
+        if typed is None or typed[1] == "f":
+            msg = f"partition field {self.partition!r} missing, mixed or float"
+            raise _Decline(msg)
+        keys = np.unique(typed[0], return_inverse=True)[1].reshape(-1)
+        order = np.argsort(keys, kind="stable")
+        return order, keys[order]
+
     def _chain(self, rows: Block) -> tuple[dict, np.ndarray, np.ndarray]:
         n = rows.n
         codes = self._codes(rows)
-        starts = np.flatnonzero(self._eligible(self.steps[0], rows, codes, None))
+        order, part = self._layout(rows)
+        eligible = [self._eligible(step, rows, codes, None) for step in self.steps]
+        if order is not None:
+            eligible = [mask[order] for mask in eligible]
+        starts = np.flatnonzero(eligible[0])
         if len(starts) >= self.matcher.max_runs:
             msg = "as many runs as max_runs"
             raise _Decline(msg)
         positions = [starts]
         pos = starts
-        for step in self.steps[1:]:
-            idx = np.flatnonzero(self._eligible(step, rows, codes, None))
+        for mask in eligible[1:]:  # in grouped positions: a run's next row is in its partition
+            idx = np.flatnonzero(mask)
             j = np.searchsorted(idx, pos, side="right")
-            found = j < len(idx)
-            pos = np.where(found, idx[np.minimum(j, len(idx) - 1)] if len(idx) else n, n)
+            found = (j < len(idx)) & (pos < n)
+            after = idx[np.minimum(j, len(idx) - 1)] if len(idx) else np.full(len(pos), n)
+            if part is not None:
+                found &= part[np.minimum(after, n - 1)] == part[np.minimum(pos, n - 1)]
+            pos = np.where(found, after, n)
             positions.append(pos)
+        if order is not None:  # back to row numbers (n: not found)
+            positions = [np.where(p < n, order[np.minimum(p, n - 1)], n) for p in positions]
+            starts, pos = positions[0], positions[-1]
         stamps = rows.timestamps
         deadline = stamps[starts] + (self.within if self.within is not None else 0)
         complete = pos < n
@@ -332,11 +363,13 @@ class SequenceKernel:
             matched = complete & (stamps[np.minimum(pos, n - 1)] <= deadline)
         offset = self.carry.n if self.carry is not None else 0
         out = np.flatnonzero(matched & (pos >= offset))
+        if order is not None:  # by completing row, then run start (creation order)
+            out = out[np.lexsort((starts[out], pos[out]))]
         live = ~complete & alive
         if self.subset:
             keep = np.unique(np.concatenate([p[live][p[live] < n] for p in positions]))
         else:
-            keep = np.arange(starts[live][0], n) if live.any() else _NONE
+            keep = np.arange(starts[live].min(), n) if live.any() else _NONE
         captured = {s.alias: p[out] for s, p in zip(self.steps, positions, strict=True) if s.alias}
         ones = np.ones(len(out), dtype=np.int64)
         return _match_columns(self.stream, rows, captured, {a: ones for a in captured},
@@ -345,6 +378,7 @@ class SequenceKernel:
     def _kleene(self, rows: Block) -> tuple[dict, np.ndarray, np.ndarray]:
         n = rows.n
         codes = self._codes(rows)
+        order, part = self._layout(rows)
         first, step = self.steps
         starts = np.flatnonzero(self._eligible(first, rows, codes, None))
         if len(starts) >= self.matcher.max_runs:
@@ -353,38 +387,51 @@ class SequenceKernel:
         stamps = rows.timestamps
         deadline = stamps[starts] + self.within
         ends = np.searchsorted(stamps, deadline, side="right")  # rows before: still alive
-        widths = ends - starts - 1
+        grouped = starts
+        if order is not None:  # a run's band: the rows of its partition before its end
+            where = np.empty(n, dtype=np.int64)
+            where[order] = np.arange(n)
+            grouped = where[starts]
+            key = part * n + order  # ascending over grouped positions
+            ends = np.searchsorted(key, part[grouped] * n + ends, side="left")
+        widths = ends - grouped - 1
         offset = self.carry.n if self.carry is not None else 0
         parts = []
         width = int(widths.max()) if len(starts) else 0
         if width > 0:
             per = max(1, _CELLS // width)
             for lo in range(0, len(starts), per):
-                parts.append(self._rise(rows, codes, starts[lo : lo + per],
-                                        widths[lo : lo + per], width, offset))  # fmt: skip
+                chunk = slice(lo, lo + per)
+                parts.append(self._rise(rows, codes, order, starts[chunk], grouped[chunk],
+                                        widths[chunk], width, offset))  # fmt: skip
         if parts:
             run_of = np.concatenate([p[0] for p in parts])
             at = np.concatenate([p[1] for p in parts])
             count = np.concatenate([p[2] for p in parts])
-            order = np.argsort(at, kind="stable")
-            run_of, at, count = run_of[order], at[order], count[order]
+            by = np.argsort(at, kind="stable") if order is None else np.lexsort((run_of, at))
+            run_of, at, count = run_of[by], at[by], count[by]
         else:
             run_of = at = count = _NONE
         live = np.flatnonzero(deadline >= stamps[-1])
-        keep = np.arange(starts[live[0]], n) if len(live) else _NONE
+        keep = np.arange(starts[live].min(), n) if len(live) else _NONE
         captured = {first.alias: run_of, step.alias: at}
         counts = {first.alias: np.ones(len(at), dtype=np.int64), step.alias: count}
         captured.pop(None, None)
         counts.pop(None, None)
         return _match_columns(self.stream, rows, captured, counts, at), at, keep
 
-    def _rise(self, rows: Block, codes: np.ndarray, starts: np.ndarray, widths: np.ndarray,
-              width: int, offset: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
-        """(start row, matching row, len(b)) of the matches of runs *starts*, run-major."""
+    def _rise(self, rows: Block, codes: np.ndarray, order: np.ndarray | None,
+              starts: np.ndarray, grouped: np.ndarray, widths: np.ndarray, width: int,
+              offset: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+        """(start row, matching row, len(b)) of the matches of runs *starts* (at grouped
+        positions *grouped*), run-major."""
         n = rows.n
-        at = starts[:, None] + np.arange(1, width + 1)[None, :]
-        valid = (at - starts[:, None]) <= widths[:, None]
-        flat = np.minimum(at, n - 1).ravel()
+        at = grouped[:, None] + np.arange(1, width + 1)[None, :]
+        valid = (at - grouped[:, None]) <= widths[:, None]
+        at = np.minimum(at, n - 1)
+        if order is not None:
+            at = order[at]
+        flat = at.ravel()
         first, step = self.steps
         extra = {}
         if first.alias is not None and step.where is not None:
@@ -400,7 +447,7 @@ class SequenceKernel:
         count = np.cumsum(ok, axis=1)
         ok &= at >= offset
         cells = np.flatnonzero(ok)
-        return (np.repeat(starts, width)[cells], at.ravel()[cells],
+        return (np.repeat(starts, width)[cells], flat[cells],
                 count.ravel()[cells].astype(np.int64))  # fmt: skip
 
     def _emit(self, cols: dict[str, Any], completing: np.ndarray,
