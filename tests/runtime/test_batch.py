@@ -397,3 +397,34 @@ def test_simulate_hands_uniform_tables_to_the_columnar_path(tmp_path: Any) -> No
     assert out.getvalue() == out_single.getvalue() and out.getvalue().count("\n") == 141
     assert engine.batch_plan is not None and engine.batch_plan.columnar == 300
     assert engine.metrics() == single.metrics()
+
+
+SEVERAL = (
+    "stream Hi = T .where(x > 0) .emit(v: x, s: s)\n"
+    "stream All = T .emit(w: x * 2, y: y)\n"
+    'stream Named = T .where(s == "p") .select(x, y) .emit(event_type: "N", x: x)'
+)
+
+
+def test_several_stateless_streams_on_one_type_run_over_columns() -> None:
+    events = [Event("T", {"s": "pq"[i % 2], "x": i - 20, "y": i % 3}, i) for i in range(60)]
+    single, batched = both(SEVERAL, events)
+    assert batched.batch_plan.metrics() == {
+        "streams": ["All", "Hi", "Named"], "columnar": 60, "per_event": 0
+    }  # fmt: skip
+    # per event: for each input, the streams in declaration order
+    kinds = [o.event_type for o in batched.process_batch(events[30:46])]
+    assert kinds[:4] == ["Hi", "All", "N", "Hi"]
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["p", "q"]), DIRECT_VALUES, st.integers(0, 2)),
+        min_size=0,
+        max_size=60,
+    )
+)
+def test_several_streams_match_per_event(rows: list[tuple[str, Any, int]]) -> None:
+    events = [Event("T", {"s": s, "x": x, "y": y}, i) for i, (s, x, y) in enumerate(rows)]
+    both(SEVERAL, events)

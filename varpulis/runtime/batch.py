@@ -29,18 +29,19 @@ import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from itertools import repeat
-from operator import attrgetter, itemgetter
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from kernels.columnar import ColumnarBatch, column_from_values
-from varpulis.compiler.batch import BatchExpr, BatchStep, compile_chain
+from varpulis.compiler.batch import compile_chain
 from varpulis.compiler.values import MISSING
 from varpulis.events import Event, to_api_json
 from varpulis.lang import ast
 from varpulis.lang.evt_shapes import dict_builder
-from varpulis.runtime.blocks import Block, Stateful, typed_column
+from varpulis.runtime.blocks import Block, Stateful
+from varpulis.runtime.chains import BatchStream, Output, Rows, rows_in, rows_of
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -53,189 +54,6 @@ logger = logging.getLogger("varpulis.runtime")
 
 #: Shortest run of one type worth running columnar (shorter runs go per event).
 MIN_RUN = 16
-
-_KIND_OF_DTYPE = {np.dtype(np.int64): "i", np.dtype(np.float64): "f", np.dtype(np.bool_): "b"}
-
-
-class _Rows:
-    """The rows of one run as a chain sees them between its steps.
-
-    Before the first projection the rows are the run's source (``source``:
-    Events when ``wrapped``, else field dicts); ``pos`` holds the positions of
-    the surviving rows in the run (None: all) and ``cols`` the values already
-    read, for those rows: typed arrays (kind in ``kinds``) or lists of Python
-    values that may hold MISSING. After a projection ``source`` is None and
-    ``cols`` are all the fields there are.
-    """
-
-    __slots__ = ("_picked", "cols", "kinds", "n", "pos", "source", "wrapped")
-
-    def __init__(self, source: list[Any] | None, cols: dict[str, Any], n: int,
-                 wrapped: bool = True) -> None:  # fmt: skip
-        self.source = source
-        self.wrapped = wrapped
-        self.cols = cols
-        self.kinds: dict[str, str] = {}
-        self.pos: np.ndarray | None = None
-        self.n = n
-        self._picked: list[Any] | None = None
-
-    def _gather(self, name: str) -> list[Any]:
-        rows = self._picked
-        if rows is None:
-            source, pos = self.source, self.pos
-            rows = source if pos is None else list(map(source.__getitem__, pos.tolist()))  # type: ignore[union-attr]
-            self._picked = rows
-        if self.wrapped:
-            try:  # map with C getters: about half the cost of a comprehension per row
-                return list(map(itemgetter(name), map(_FIELDS, rows)))
-            except KeyError:
-                return [ev.fields.get(name, MISSING) for ev in rows]
-        try:
-            return list(map(itemgetter(name), rows))
-        except KeyError:
-            return [fields.get(name, MISSING) for fields in rows]
-
-    def typed(self, name: str) -> tuple[np.ndarray, str] | None:
-        """The typed column of *name* for the current rows, or None when there is none."""
-        value = self.cols.get(name)
-        if value is None:
-            if self.source is None:
-                return None
-            value = self._gather(name)
-        if isinstance(value, np.ndarray):
-            kind = self.kinds.get(name) or _KIND_OF_DTYPE.get(value.dtype)
-            if kind is None and value.dtype == object:
-                strings = all(type(v) is str for v in value.tolist())
-                kind = "s" if strings else None
-            if kind is None:
-                return None
-            self.kinds[name] = kind
-            return value, kind
-        typed = typed_column(value)
-        if typed is not None:
-            self.cols[name], self.kinds[name] = typed
-        return typed
-
-    def any(self, name: str) -> np.ndarray | list[Any] | None:
-        """The values of *name* for the current rows as they are (None: no such field)."""
-        value = self.cols.get(name)
-        if value is None and self.source is not None:
-            value = self._gather(name)
-        return value
-
-    def take(self, keep: np.ndarray) -> None:
-        """Keep only the rows at positions *keep* (indices into the current rows)."""
-        listed = None
-        cols = {}
-        for name, value in self.cols.items():
-            if isinstance(value, np.ndarray):
-                cols[name] = value[keep]
-            else:
-                listed = keep.tolist() if listed is None else listed
-                cols[name] = [value[i] for i in listed]
-        self.cols = cols
-        self.pos = keep if self.pos is None else self.pos[keep]
-        self.n = len(keep)
-        self._picked = None
-
-
-class _Output:
-    """What the emit of a chain produced: its type, fields and the rows they belong to."""
-
-    __slots__ = ("cols", "event_type", "keys", "n", "pos")
-
-    def __init__(self, event_type: str, keys: list[str], cols: list[Any], pos: Any, n: int) -> None:
-        self.event_type, self.keys, self.cols, self.pos, self.n = event_type, keys, cols, pos, n
-
-
-class BatchStream:
-    """One batched stream: its engine runner and its chain of steps."""
-
-    __slots__ = ("runner", "steps")
-
-    def __init__(self, runner: Any, steps: tuple[BatchStep, ...]) -> None:
-        self.runner = runner
-        self.steps = steps
-
-    def run(self, rows: _Rows, input_type: str) -> _Output | None | bool:
-        """Run the chain on *rows*: the emit's output, None (no output) or False (per event)."""
-        current_type = input_type
-        for step in self.steps:
-            if rows.n == 0:
-                return None
-            if step.op == "where":
-                arrays = self._inputs(step.expr, rows)  # type: ignore[arg-type]
-                if arrays is None:
-                    return False
-                kernel, columns = arrays
-                keep = np.flatnonzero(kernel.mask(columns, rows.n))
-                if len(keep) < rows.n:
-                    rows.take(keep)
-                continue
-            keys, cols = [], []
-            for key, item in step.items:
-                if isinstance(item, str):
-                    value = rows.any(item)
-                    if value is None:
-                        continue  # no such field: left out, as a missing value per event
-                else:
-                    arrays = self._inputs(item, rows)
-                    if arrays is None:
-                        return False
-                    kernel, columns = arrays
-                    value = kernel(columns, rows.n)
-                keys.append(key)
-                cols.append(value)
-            if step.op == "select":
-                projected = _Rows(None, dict(zip(keys, cols, strict=True)), rows.n)
-                projected.pos = rows.pos
-                rows = projected
-                continue
-            current_type = step.event_type or current_type
-            return _Output(current_type, keys, cols, rows.pos, rows.n)
-        return None
-
-    @staticmethod
-    def _inputs(expr: BatchExpr, rows: _Rows) -> tuple[Any, dict[str, np.ndarray]] | None:
-        columns, kinds = {}, []
-        for name in expr.fields:
-            typed = rows.typed(name)
-            if typed is None:
-                return None
-            columns[name], kind = typed
-            kinds.append(kind)
-        kernel = expr.kernel(kinds)
-        if kernel is None or not kernel.exact(columns):
-            return None
-        return kernel, columns
-
-
-def rows_in(out: _Output) -> int:
-    """How many output rows *out* holds."""
-    for column in out.cols:
-        return len(column)
-    return out.n
-
-
-def _rows_of(out: _Output, n: int, event_type: str | None = None) -> list[dict[str, Any]]:
-    """The output field dicts, MISSING values left out (as the per-event builder does).
-
-    With *event_type*, the REST output dicts instead: ``{"event_type": event_type,
-    **fields}`` (a field named ``event_type`` wins, as in ``to_api_json``).
-    """
-    keys = out.keys
-    values = [c.tolist() if isinstance(c, np.ndarray) else c for c in out.cols]
-    if event_type is not None:
-        keys = ["event_type", *keys]
-        values.insert(0, list(repeat(event_type, n)))
-    if not keys:
-        return [{} for _ in range(n)]
-    if any(not isinstance(c, np.ndarray) and MISSING in c for c in out.cols):
-        rows = zip(*values, strict=True)
-        return [{k: v for k, v in zip(keys, row, strict=True) if v is not MISSING} for row in rows]
-    return list(map(dict_builder(tuple(keys)), *values))
-
 
 _FIELDS, _EVENT_TYPE = attrgetter("fields"), attrgetter("event_type")
 _TIMESTAMP = attrgetter("timestamp")
@@ -268,7 +86,8 @@ class BatchPlan:
     fields, values a kernel is not exact for); ``metrics()`` reports both.
     """
 
-    __slots__ = ("columnar", "direct", "engine", "per_event", "stateful", "streams")
+    __slots__ = ("batched", "columnar", "direct", "engine", "per_event", "several", "stateful",
+                 "streams")  # fmt: skip
 
     def __init__(
         self,
@@ -276,19 +95,25 @@ class BatchPlan:
         streams: dict[str, BatchStream],
         direct: dict[str, Any] | None = None,
         stateful: dict[str, Stateful] | None = None,
+        several: dict[str, tuple[BatchStream, ...]] | None = None,
     ) -> None:
         self.engine = engine
         self.streams = streams
+        #: Event type -> the chains of the stateless streams reading it, when several do.
+        self.several = several or {}
         #: Event type -> the one stream reading it, when that stream feeds no other
         #: and yields no batches: such events skip the engine's routing (see _direct).
         self.direct = direct or {}
         #: Event type -> the stateful kernel (sequence, window) of the one stream reading it.
         self.stateful = stateful or {}
+        #: Every event type some columnar path reads.
+        self.batched = frozenset(self.streams) | frozenset(self.stateful) | frozenset(self.several)
         self.columnar = self.per_event = 0
 
     def metrics(self) -> dict[str, Any]:
         """``{"streams": [batched stream names], "columnar": n, "per_event": n}``."""
-        kernels = list(self.streams.values()) + list(self.stateful.values())
+        chains = [c for group in self.several.values() for c in group]
+        kernels = list(self.streams.values()) + list(self.stateful.values()) + chains
         names = sorted({k.runner.name for k in kernels})
         return {"streams": names, "columnar": self.columnar, "per_event": self.per_event}
 
@@ -346,7 +171,7 @@ class BatchPlan:
         if types.count(first) == len(types):
             return self._run(first, events)
         stateful = self.stateful
-        if self.streams.keys().isdisjoint(types) and stateful.keys().isdisjoint(types):
+        if self.batched.isdisjoint(types):
             return self._direct(events)
         outputs: list[Event] = []
         start = 0
@@ -374,13 +199,16 @@ class BatchPlan:
             kernel = self.stateful.get(event_type)
             if kernel is not None:
                 return self._stateful(kernel, Block.of_events(events))
+            chains = self.several.get(event_type)
+            if chains is not None:
+                return self._run_several(chains, event_type, events)
             if event_type not in engine.routes:
                 engine.events_in += len(events)
                 return []
             return self._direct(events)
         if len(events) < MIN_RUN:
             return self._per_event(events, f"a run shorter than {MIN_RUN}")
-        result = stream.run(_Rows(events, {}, len(events)), event_type)
+        result = stream.run(Rows(events, {}, len(events)), event_type)
         if result is False:
             return self._per_event(events, "missing or mixed fields, or inexact values")
         if not self._count(stream, len(events), result):
@@ -388,8 +216,42 @@ class BatchPlan:
         pos = result.pos  # type: ignore[union-attr]
         picked = events if pos is None else list(map(events.__getitem__, pos.tolist()))
         kind = result.event_type  # type: ignore[union-attr]
-        fields = _rows_of(result, len(picked))  # type: ignore[arg-type]
+        fields = rows_of(result, len(picked))  # type: ignore[arg-type]
         return list(map(Event, repeat(kind), fields, map(_TIMESTAMP, picked)))
+
+    def _run_several(
+        self, chains: tuple[BatchStream, ...], event_type: str, events: list[Event]
+    ) -> list[Event]:
+        """A run read by several stateless streams: each chain over the run, outputs
+        merged as per event (by input event, then stream in declaration order)."""
+        n = len(events)
+        if n < MIN_RUN:
+            return self._per_event(events, f"a run shorter than {MIN_RUN}")
+        results = [chain.run(Rows(events, {}, n), event_type) for chain in chains]
+        if any(result is False for result in results):
+            return self._per_event(events, "missing or mixed fields, or inexact values")
+        engine = self.engine
+        engine.events_in += n
+        self.columnar += n
+        made: list[Event] = []
+        rows, streams = [], []
+        for index, (chain, result) in enumerate(zip(chains, results, strict=True)):
+            chain.runner.events_in += n
+            count = 0 if result is None else rows_in(result)  # type: ignore[arg-type]
+            if not count:
+                continue
+            chain.runner.events_out += count
+            engine.events_out += count
+            pos = np.arange(n) if result.pos is None else result.pos  # type: ignore[union-attr]
+            stamps = map(_TIMESTAMP, map(events.__getitem__, pos.tolist()))
+            fields = rows_of(result, count)  # type: ignore[arg-type]
+            made += map(Event, repeat(result.event_type), fields, stamps)  # type: ignore[union-attr]
+            rows.append(pos)
+            streams.append(np.full(count, index))
+        if len(rows) < 2:
+            return made
+        order = np.lexsort((np.concatenate(streams), np.concatenate(rows)))
+        return list(map(made.__getitem__, order.tolist()))
 
     def _direct(self, events: list[Event]) -> list[Event]:
         """``Engine.process`` of each event in turn, with the routing done here.
@@ -411,7 +273,7 @@ class BatchPlan:
             run(runner, ev, outputs)  # type: ignore[arg-type]  # direct streams are not columnar
         return outputs
 
-    def _count(self, stream: BatchStream, n: int, result: _Output | None) -> bool:
+    def _count(self, stream: BatchStream, n: int, result: Output | None) -> bool:
         """Move the counters for *n* inputs; tell whether *result* has output rows."""
         engine = self.engine
         engine.events_in += n
@@ -444,7 +306,7 @@ class BatchPlan:
         if stream is None or len(rows) < MIN_RUN or self.engine.lateness.enabled:
             outputs = self._process_batch([Event(event_type, f, timestamp) for f in rows])
             return list(map(to_api_json, outputs)) if api else outputs
-        result = stream.run(_Rows(rows, {}, len(rows), wrapped=False), event_type)
+        result = stream.run(Rows(rows, {}, len(rows), wrapped=False), event_type)
         if result is False:
             events = [Event(event_type, f, timestamp) for f in rows]
             outputs = self._per_event(events, "missing or mixed fields, or inexact values")
@@ -453,8 +315,8 @@ class BatchPlan:
             return []
         kind = result.event_type  # type: ignore[union-attr]
         if api:
-            return _rows_of(result, rows_in(result), kind)  # type: ignore[arg-type]
-        fields = _rows_of(result, rows_in(result))  # type: ignore[arg-type]
+            return rows_of(result, rows_in(result), kind)  # type: ignore[arg-type]
+        fields = rows_of(result, rows_in(result))  # type: ignore[arg-type]
         return [Event(kind, f, timestamp) for f in fields]
 
     def process_table(
@@ -476,7 +338,7 @@ class BatchPlan:
                 return found
         if stream is None or n < MIN_RUN or self.engine.lateness.enabled:
             return self.process_batch(_table_events(event_type, columns, timestamps))
-        result = stream.run(_Rows(None, dict(columns), n), event_type)
+        result = stream.run(Rows(None, dict(columns), n), event_type)
         if result is False:
             events = _table_events(event_type, columns, timestamps)
             return self._per_event(events, "missing or mixed fields, or inexact values")
@@ -486,7 +348,7 @@ class BatchPlan:
         if pos is not None:
             timestamps = [timestamps[i] for i in pos.tolist()]
         kind = result.event_type  # type: ignore[union-attr]
-        fields = _rows_of(result, len(timestamps))  # type: ignore[arg-type]
+        fields = rows_of(result, len(timestamps))  # type: ignore[arg-type]
         return list(map(Event, repeat(kind), fields, timestamps))
 
     # ------------------------------------------------------------------ columns
@@ -502,7 +364,7 @@ class BatchPlan:
         stream = self.streams.get(batch.event_type)
         if stream is None or n == 0 or self.engine.lateness.enabled:
             return self.process_batch(self._events(batch))  # type: ignore[return-value]
-        rows = _Rows(None, dict(batch.columns), n)
+        rows = Rows(None, dict(batch.columns), n)
         result = stream.run(rows, batch.event_type)
         if result is False:
             why = "missing fields or inexact values"
@@ -520,7 +382,7 @@ class BatchPlan:
                 value = None if MISSING in value else column_from_values(value)
                 if value is None:  # a missing or mixed field: not one column
                     kind = result.event_type
-                    fields = _rows_of(result, count)
+                    fields = rows_of(result, count)
                     return [Event(kind, f, t) for f, t in zip(fields, stamps.tolist(), strict=True)]
             columns[key] = value
         return [ColumnarBatch(result.event_type, columns, timestamps=stamps)]
@@ -540,6 +402,23 @@ def _table_events(
     return list(map(Event, repeat(event_type), rows, timestamps))
 
 
+def _chain_of(engine: Engine, runner: Any) -> BatchStream | None:
+    """*runner*'s chain when its stream is stateless (where/select/emit on an event
+    type, no entry, nothing reading it), else None."""
+    if runner.entry is not None or runner.forward or runner.one is None:
+        return None
+    if not isinstance(runner.decl.source, ast.EventSource):
+        return None
+    ops = [op for op in runner.decl.ops if isinstance(op, ast.Op)]
+    if len(ops) != len(runner.decl.ops):
+        return None
+    steps = compile_chain(ops, engine.scope, runner.name)
+    if steps is None:
+        logger.debug("stream %r runs per event: its operations are not batchable", runner.name)
+        return None
+    return BatchStream(runner, steps)
+
+
 def batch_plan(engine: Engine) -> BatchPlan | None:
     """The batch plan of *engine*, or None when no event type can take a batch path."""
     from varpulis.runtime import seq_batch, window_batch
@@ -547,6 +426,7 @@ def batch_plan(engine: Engine) -> BatchPlan | None:
     streams: dict[str, BatchStream] = {}
     direct: dict[str, Any] = {}
     stateful: dict[str, Stateful] = {}
+    several: dict[str, tuple[BatchStream, ...]] = {}
     for runner in engine.runners:
         kernel = seq_batch.build(engine, runner) or window_batch.build(engine, runner)
         if kernel is not None:
@@ -554,24 +434,17 @@ def batch_plan(engine: Engine) -> BatchPlan | None:
             logger.debug("stream %r runs %s over columns", runner.name, sorted(kernel.types))
     for event_type, runners in engine.routes.items():
         if len(runners) != 1:
+            chains = [_chain_of(engine, r) for r in runners]
+            if all(chains):
+                several[event_type] = tuple(chains)  # type: ignore[arg-type]
             continue
         runner = runners[0]
         if not runner.forward and not runner.columnar:
             direct[event_type] = runner
-        if runner.entry is not None or runner.forward or runner.one is None:
-            continue
-        if not isinstance(runner.decl.source, ast.EventSource):
-            continue
-        ops = [op for op in runner.decl.ops if isinstance(op, ast.Op)]
-        if len(ops) != len(runner.decl.ops):
-            continue
-        steps = compile_chain(ops, engine.scope, runner.name)
-        if steps is None:
-            logger.debug("stream %r runs per event: its operations are not batchable",
-                         runner.name)  # fmt: skip
-            continue
-        streams[event_type] = BatchStream(runner, steps)
-        logger.debug("stream %r runs %r batches over columns", runner.name, event_type)
-    if not (streams or direct or stateful):
+        chain = _chain_of(engine, runner)
+        if chain is not None:
+            streams[event_type] = chain
+            logger.debug("stream %r runs %r batches over columns", runner.name, event_type)
+    if not (streams or direct or stateful or several):
         return None
-    return BatchPlan(engine, streams, direct, stateful)
+    return BatchPlan(engine, streams, direct, stateful, several)

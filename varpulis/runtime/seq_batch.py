@@ -44,8 +44,8 @@ import numpy as np
 from varpulis.compiler.batch import BatchExpr, compile_chain, supported
 from varpulis.events import Event
 from varpulis.lang import ast
-from varpulis.runtime.batch import BatchStream, _Rows, _rows_of
 from varpulis.runtime.blocks import Block, guard, replay, unguard
+from varpulis.runtime.chains import BatchStream, Rows, rows_of
 
 if TYPE_CHECKING:
     from varpulis.compiler.batch import BatchStep
@@ -455,14 +455,14 @@ class SequenceKernel:
         count = len(completing)
         if count == 0:
             return []
-        result = self.stream.run(_Rows(None, cols, count), self.runner.name)
+        result = self.stream.run(Rows(None, cols, count), self.runner.name)
         if result is False:
             return None
         if result is None:
             return []
         pos = result.pos
         chosen = stamps[completing] if pos is None else stamps[completing[pos]]
-        fields = _rows_of(result, len(chosen))
+        fields = rows_of(result, len(chosen))
         kind = result.event_type
         return [Event(kind, f, t) for f, t in zip(fields, chosen.tolist(), strict=True)]
 

@@ -71,8 +71,8 @@ from varpulis.errors import VPLRuntimeError
 from varpulis.events import Event
 from varpulis.lang import ast
 from varpulis.runtime.aggregates import ITEM_OPS, item_neg, partition_name
-from varpulis.runtime.batch import BatchStream, _Rows, _rows_of, rows_in
 from varpulis.runtime.blocks import Block, guard, replay, unguard
+from varpulis.runtime.chains import BatchStream, Rows, rows_in, rows_of
 from varpulis.runtime.windows import COUNT, CountWindow, PartitionedWindow
 
 if TYPE_CHECKING:
@@ -458,7 +458,7 @@ class WindowKernel:
                 cols[alias] = _evaluate(item, results, count, size)
         except (ArithmeticError, VPLRuntimeError):
             return None  # per event, the same error is the stream's to report
-        out = plan.chain.run(_Rows(None, cols, count), self.runner.name)
+        out = plan.chain.run(Rows(None, cols, count), self.runner.name)
         if out is False:
             return None
         if out is None or rows_in(out) == 0:  # type: ignore[arg-type]
@@ -466,7 +466,7 @@ class WindowKernel:
         times = stamps[closing]
         if out.pos is not None:  # type: ignore[union-attr]
             times = times[out.pos]  # type: ignore[union-attr]
-        fields = _rows_of(out, len(times))  # type: ignore[arg-type]
+        fields = rows_of(out, len(times))  # type: ignore[arg-type]
         return list(map(Event, repeat(out.event_type), fields, times.tolist()))  # type: ignore[union-attr]
 
 
