@@ -8,7 +8,10 @@ else runs per event through :class:`~varpulis.runtime.nfa.SequenceMatcher`):
 * a *rise* ``A as a -> all B where p as b .within(d)``: a first step filtered
   by its own fields, then a Kleene step whose filter may also read ``a.f``.
 
-Both without ``.not``, the stream's other operations being
+Both may have ``.not(X [where p])`` guards whose filter reads X's own fields
+(a row they accept kills the runs of its partition before they advance: a
+chain run dies if one comes after its start and no later than its last row,
+a rise stops matching at the first); the stream's other operations being
 a ``.where``/``.select``/``.emit`` chain that :func:`compile_chain` lowers
 once the captures are columns (``a.f`` → the field of the captured row,
 ``len(b)``, a bare ``f`` → the completing event's field). The matcher's rules
@@ -118,8 +121,11 @@ class _Step:
         self.event_type, self.alias, self.where, self.kleene = event_type, alias, where, kleene
 
 
-def _steps(decl: ast.StreamDecl, scope: Scope) -> tuple[list[_Step], int | None, list[ast.Op]]:
-    """The steps, ``within`` (ns) and the operations after the last step."""
+def _steps(
+    decl: ast.StreamDecl, scope: Scope
+) -> tuple[list[_Step], int | None, list[ast.Op], list[_Step]]:
+    """The steps, ``within`` (ns), the operations after the last step and the
+    ``.not(...)`` guards (as steps without alias)."""
     source = decl.source
     if not isinstance(source, ast.EventSource):
         msg = "not an event source"
@@ -131,12 +137,13 @@ def _steps(decl: ast.StreamDecl, scope: Scope) -> tuple[list[_Step], int | None,
     leading: list[Any] = []
     within = None
     rest: list[ast.Op] = []
+    guards: list[_Step] = []
     for i, op in enumerate(decl.ops):
         if isinstance(op, ast.SeqStep):
             continue
-        if not isinstance(op, ast.Op):
-            msg = ".not() guards"
-            raise _Decline(msg)
+        if isinstance(op, ast.Negation):
+            guards.append(_guard(op, scope))
+            continue
         if op.name == "within":
             if len(op.args) != 1 or not isinstance(op.args[0], ast.Duration):
                 msg = "within is not a duration literal"
@@ -166,7 +173,18 @@ def _steps(decl: ast.StreamDecl, scope: Scope) -> tuple[list[_Step], int | None,
                 msg = "a step filter is not lowered to columns"
                 raise _Decline(msg)
         steps.append(_Step(event_type, alias, expr, kleene))
-    return steps, within, rest
+    return steps, within, rest, guards
+
+
+def _guard(negation: ast.Negation, scope: Scope) -> _Step:
+    """A ``.not(X [where p])`` whose filter reads only X's own fields."""
+    expr = None
+    if negation.where is not None:
+        expr = BatchExpr(_rewrite(negation.where, scope, frozenset()), scope, predicate=True)
+        if not supported(expr.node, scope) or any(f[0] != "." for f in expr.fields):
+            msg = "a .not() filter that reads captures or is not lowered to columns"
+            raise _Decline(msg)
+    return _Step(negation.event_type, None, expr, False)
 
 
 def build(engine: Engine, runner: Any) -> SequenceKernel | None:
@@ -176,10 +194,13 @@ def build(engine: Engine, runner: Any) -> SequenceKernel | None:
     if matcher is None or runner.forward or engine.lateness.enabled:
         return None
     spec = matcher.spec
-    if spec.negations or len(spec.alternatives) != 1:
+    if len(spec.alternatives) != 1:
         return None
     try:
-        steps, within, rest = _steps(runner.decl, engine.scope)
+        steps, within, rest, guards = _steps(runner.decl, engine.scope)
+        if any(g.uses_captures for g in spec.negations):
+            msg = "a .not() filter reads captures"
+            raise _Decline(msg)
         kleene = [s.kleene for s in steps]
         if any(kleene[:-1]) or (kleene[-1] and (len(steps) != 2 or within is None)):
             msg = "a Kleene step other than the second and last, with within"
@@ -193,10 +214,11 @@ def build(engine: Engine, runner: Any) -> SequenceKernel | None:
     except _Decline as why:
         logger.debug("sequence %r runs per event: %s", runner.name, why)
         return None
-    types = frozenset(s.event_type for s in steps)
+    types = frozenset(s.event_type for s in steps + guards)
     if any(engine.routes.get(t) != [runner] for t in types):
         return None
-    return SequenceKernel(engine, runner, matcher, steps, within, chain, spec.partition_by)
+    return SequenceKernel(engine, runner, matcher, steps, within, chain, spec.partition_by,
+                          guards)  # fmt: skip
 
 
 # ------------------------------------------------------------------ the kernel
@@ -209,14 +231,16 @@ class SequenceKernel:
     """
 
     def __init__(self, engine: Engine, runner: Any, matcher: Any, steps: list[_Step],
-                 within: int | None, chain: tuple[BatchStep, ...],
-                 partition: str | None = None) -> None:  # fmt: skip
+                 within: int | None, chain: tuple[BatchStep, ...], partition: str | None = None,
+                 guards: list[_Step] | None = None) -> None:  # fmt: skip
         self.engine, self.runner, self.matcher = engine, runner, matcher
         self.partition = partition
         self.steps = steps
         self.within = within
         self.stream = BatchStream(runner, chain)
-        self.types = frozenset(s.event_type for s in steps)
+        #: ``.not(...)`` guards: a row one accepts kills the runs of its partition.
+        self.guards = guards or []
+        self.types = frozenset(s.event_type for s in steps + self.guards)
         self.rise = steps[-1].kleene
         first = steps[0].event_type
         self.subset = not self.rise and all(s.event_type != first for s in steps[1:])
@@ -327,6 +351,37 @@ class SequenceKernel:
         order = np.argsort(keys, kind="stable")
         return order, keys[order]
 
+    def _guarded(self, rows: Block, codes: np.ndarray, order: np.ndarray | None) -> np.ndarray:
+        """Per grouped position: whether a ``.not(...)`` guard accepts that row."""
+        mask = np.zeros(rows.n, dtype=np.bool_)
+        for negation in self.guards:
+            mask |= self._eligible(negation, rows, codes, None)
+        return mask if order is None else mask[order]
+
+    def _kill_rows(self, rows: Block, codes: np.ndarray, order: np.ndarray | None,
+                   part: np.ndarray | None, grouped: np.ndarray) -> np.ndarray | None:  # fmt: skip
+        """For runs starting at grouped positions *grouped*: the grouped position of the
+        first guard row after the start in the same partition (n: none); None: no guards."""
+        if not self.guards:
+            return None
+        n = rows.n
+        hits = np.flatnonzero(self._guarded(rows, codes, order))
+        j = np.searchsorted(hits, grouped, side="right")
+        found = j < len(hits)
+        kill = hits[np.minimum(j, len(hits) - 1)] if len(hits) else np.full(len(grouped), n)
+        if part is not None:
+            found &= part[np.minimum(kill, n - 1)] == part[grouped]
+        return np.where(found, kill, n)
+
+    def _killed(self, rows: Block, codes: np.ndarray, order: np.ndarray | None,
+                part: np.ndarray | None, starts: np.ndarray,
+                pos: np.ndarray) -> np.ndarray | None:  # fmt: skip
+        """Whether a guard row comes after each chain run's start and no later than its
+        completing row (or anywhere after the start while it waits): negations are
+        checked before runs advance. Positions are grouped; None: no guards."""
+        kill = self._kill_rows(rows, codes, order, part, starts)
+        return None if kill is None else kill <= np.minimum(pos, rows.n - 1)
+
     def _chain(self, rows: Block) -> tuple[dict, np.ndarray, np.ndarray]:
         n = rows.n
         codes = self._codes(rows)
@@ -349,6 +404,7 @@ class SequenceKernel:
                 found &= part[np.minimum(after, n - 1)] == part[np.minimum(pos, n - 1)]
             pos = np.where(found, after, n)
             positions.append(pos)
+        killed = self._killed(rows, codes, order, part, starts, pos)
         if order is not None:  # back to row numbers (n: not found)
             positions = [np.where(p < n, order[np.minimum(p, n - 1)], n) for p in positions]
             starts, pos = positions[0], positions[-1]
@@ -361,6 +417,9 @@ class SequenceKernel:
         else:
             alive = deadline >= stamps[-1]
             matched = complete & (stamps[np.minimum(pos, n - 1)] <= deadline)
+        if killed is not None:
+            alive &= ~killed
+            matched &= ~killed
         offset = self.carry.n if self.carry is not None else 0
         out = np.flatnonzero(matched & (pos >= offset))
         if order is not None:  # by completing row, then run start (creation order)
@@ -394,6 +453,9 @@ class SequenceKernel:
             grouped = where[starts]
             key = part * n + order  # ascending over grouped positions
             ends = np.searchsorted(key, part[grouped] * n + ends, side="left")
+        kill = self._kill_rows(rows, codes, order, part, grouped)
+        if kill is not None:  # a guard row ends the run: it matches only rows before it
+            ends = np.minimum(ends, kill)
         widths = ends - grouped - 1
         offset = self.carry.n if self.carry is not None else 0
         parts = []
@@ -412,7 +474,10 @@ class SequenceKernel:
             run_of, at, count = run_of[by], at[by], count[by]
         else:
             run_of = at = count = _NONE
-        live = np.flatnonzero(deadline >= stamps[-1])
+        alive = deadline >= stamps[-1]
+        if kill is not None:
+            alive &= kill >= n
+        live = np.flatnonzero(alive)
         keep = np.arange(starts[live].min(), n) if len(live) else _NONE
         captured = {first.alias: run_of, step.alias: at}
         counts = {first.alias: np.ones(len(at), dtype=np.int64), step.alias: count}
