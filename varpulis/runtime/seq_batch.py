@@ -8,30 +8,30 @@ else runs per event through :class:`~varpulis.runtime.nfa.SequenceMatcher`):
 * a *rise* ``A as a -> all B where p as b .within(d)``: a first step filtered
   by its own fields, then a Kleene step whose filter may also read ``a.f``.
 
-Both may have ``.not(X [where p])`` guards whose filter reads X's own fields
-(a row they accept kills the runs of its partition before they advance: a
-chain run dies if one comes after its start and no later than its last row,
-a rise stops matching at the first); the stream's other operations being
-a ``.where``/``.select``/``.emit`` chain that :func:`compile_chain` lowers
-once the captures are columns (``a.f`` → the field of the captured row,
-``len(b)``, a bare ``f`` → the completing event's field). The matcher's rules
-(``runtime/nfa.py``) in column form, for event times that never decrease:
-a run starts at every row eligible for the first step; a chain run moves to
-the first later row eligible for its next step (``np.searchsorted`` over the
-eligible rows) and matches on its last one; a rise run matches once per
-later row eligible for the Kleene step, ``len(b)`` being the running count
-(a cumulative sum along the run). With ``.partition_by(k)`` the rows are
-grouped by ``k`` first (a stable sort), so that a run only meets rows of its
-partition; the keys must form one column of ints, strings or bools. A run
-is alive while its first row's time
-plus ``within`` is not before the clock (the latest time seen). Matches come
-ordered by completing row, then run start, as the matcher yields them.
+Both may have ``.not(X [where p])`` guards whose filter reads X's own
+fields, and ``.partition_by(k)`` (keys: one column of ints, strings or bools);
+what follows the steps must be a ``.where``/``.select``/``.emit`` chain that
+:func:`compile_chain` lowers once the captures are columns (``a.f`` → the field
+of the captured row, ``len(b)``, a bare ``f`` → the completing event's field).
+
+The matcher's rules (``runtime/nfa.py``) in column form, for event times that
+never decrease: rows are grouped by partition first (a stable sort), so a run
+meets only rows of its partition; a run starts at every row eligible for the
+first step; a chain run moves to the first later row eligible for its next
+step (``np.searchsorted`` over the eligible rows) and matches on its last one;
+a rise run matches once per later row eligible for the Kleene step, ``len(b)``
+being the running count (a cumulative sum along the run). A guard row kills
+the runs of its partition before they advance: a chain run dies if one comes
+after its start and no later than its last row; a rise stops matching at the
+first. A run is alive while its first row's time plus ``within`` is not
+before the clock (the latest time seen). Matches come ordered by completing
+row, then run start, as the matcher yields them.
 
 The carry (see :mod:`varpulis.runtime.blocks`) is what live runs still need:
 for a chain whose first type comes back at no later step, the rows live runs
 captured (replayed, they rebuild exactly those runs and no other); otherwise
 the rows from the earliest live run's start on. A block is declined (None)
-when the matcher holds runs, the times go backwards, a column a kernel reads
+when the matcher holds runs it cannot take over, the times go backwards, a column a kernel reads
 is missing or mixed, a kernel is not exact for the values, or the runs could
 reach the matcher's ``max_runs``.
 """
