@@ -43,7 +43,16 @@ NPRISE = (
     "stream R = A as a -> all B where x >= a.x as b .within(7ms) .not(C) .not(A where x > 8)"
     " .partition_by(sym) .emit(start: a.x, top: b.x, n: len(b))"
 )
-PROGRAMS = [CHAIN, CHAIN3, SAME, RISE, RISE2, PCHAIN, PRISE, PSAME, NCHAIN, NPCHAIN, NRISE, NPRISE]
+PAT_CHAIN = (
+    "pattern P = SEQ(A as a, B where x > 2 as b, C as c) within 6ms partition by id\n"
+    "stream M = P .where(a.x < c.x) .emit(s: a.x, t: b.x, u: c.x)"
+)
+PAT_RISE = (
+    "pattern Q = SEQ(A as a, A+ where x > a.x as b) within 5ms\n"
+    "stream R = Q .not(C) .emit(start: a.x, top: b.x, n: len(b))"
+)
+PROGRAMS = [CHAIN, CHAIN3, SAME, RISE, RISE2, PCHAIN, PRISE, PSAME, NCHAIN, NPCHAIN, NRISE, NPRISE,
+            PAT_CHAIN, PAT_RISE]  # fmt: skip
 
 
 def events(seed: int, n: int, types: str = "ABC", *, ties: bool = True) -> list[Event]:
@@ -191,6 +200,11 @@ def test_the_carry_is_only_what_live_runs_hold() -> None:
         "stream M = A as a -> B as b .emit(x: a)",
         "stream M = A as a -> B where b.x > 1 as b .emit(x: a.x)",
         "stream M = A as a -> B as b .select(x)",
+        "pattern P = SEQ(A as a, B* as b, C as c)\nstream M = P .emit(x: a.x)",
+        "pattern P = SEQ(A as a, NOT D, B as b)\nstream M = P .emit(x: a.x)",
+        "pattern P = SEQ(A as a, B as b) OR SEQ(C as a, B as b)\nstream M = P .emit(x: a.x)",
+        "pattern P = SEQ(A as a, B+ as b, C where x > b.x as c) within 1s\n"
+        "stream M = P .emit(x: a.x)",
     ],
 )
 def test_other_shapes_stay_per_event(src: str) -> None:

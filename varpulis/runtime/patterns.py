@@ -63,6 +63,7 @@ __all__ = [
     "Step",
     "compile_sequence",
     "partition_key",
+    "pattern_branches",
 ]
 
 #: Operations that configure the stream rather than act on matches: allowed anywhere.
@@ -126,7 +127,7 @@ def compile_sequence(
         alternatives = (_compile_alternative([items], scope),)
     else:
         alternatives = tuple(
-            _compile_alternative(branches, scope) for branches in _pattern_branches(pattern, scope)
+            _compile_alternative(branches, scope) for branches in pattern_branches(pattern, scope)
         )
         within = within if within is not None else pattern.within
         key = key if key is not None else pattern.partition_by
@@ -220,7 +221,7 @@ def _compile_alternative(
     return tuple(out)
 
 
-def _pattern_branches(decl: ast.PatternDecl, scope: Scope) -> list[list[list[_Item]]]:
+def pattern_branches(decl: ast.PatternDecl, scope: Scope) -> list[list[list[_Item]]]:
     """Normalise a named pattern to OR (list) of AND (list) of SEQ item lists."""
     alternatives: list[Any] = []
     _flatten(decl.pattern, ast.PatternOr, alternatives)

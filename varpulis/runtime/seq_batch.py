@@ -1,7 +1,8 @@
 """Sequences over columns: whole blocks of events matched with numpy (a stateful kernel).
 
-Two shapes of inline sequence stream run here (:func:`build` tells; anything
-else runs per event through :class:`~varpulis.runtime.nfa.SequenceMatcher`):
+Two shapes of sequence stream run here — written with ``->`` steps or as a
+named ``pattern`` of one ``SEQ(...)`` — (:func:`build` tells; anything else
+runs per event through :class:`~varpulis.runtime.nfa.SequenceMatcher`):
 
 * a *chain* ``A as a -> B as b -> ...``: two or more single steps, each
   filtered (if at all) by its own event's fields and constants;
@@ -121,48 +122,44 @@ class _Step:
         self.event_type, self.alias, self.where, self.kleene = event_type, alias, where, kleene
 
 
-def _steps(
-    decl: ast.StreamDecl, scope: Scope
-) -> tuple[list[_Step], int | None, list[ast.Op], list[_Step]]:
-    """The steps, ``within`` (ns), the operations after the last step and the
-    ``.not(...)`` guards (as steps without alias)."""
+def _items(decl: ast.StreamDecl, scope: Scope, pattern: ast.PatternDecl | None) -> list[tuple]:
+    """``(type, alias, where, kleene)`` per step: the stream's ``->`` steps (a ``.where``
+    before the first one filters it), or the items of the named *pattern*'s one SEQ."""
     source = decl.source
-    if not isinstance(source, ast.EventSource):
-        msg = "not an event source"
-        raise _Decline(msg)
+    if pattern is not None:
+        from varpulis.runtime.patterns import pattern_branches
+
+        alternatives = pattern_branches(pattern, scope)
+        if len(alternatives) != 1 or len(alternatives[0]) != 1:
+            msg = "a pattern with OR or AND"
+            raise _Decline(msg)
+        items = alternatives[0][0]
+        if any(nots or quant not in ("", "+") for _, _, _, _, quant, nots in items):
+            msg = "a pattern item with NOT, * or ?"
+            raise _Decline(msg)
+        return [(t, alias, where, quant == "+") for _, t, alias, where, quant, _ in items]
     at = [i for i, op in enumerate(decl.ops) if isinstance(op, ast.SeqStep)]
     if not at:
         msg = "no '->' steps"
         raise _Decline(msg)
-    leading: list[Any] = []
-    within = None
-    rest: list[ast.Op] = []
-    guards: list[_Step] = []
-    for i, op in enumerate(decl.ops):
-        if isinstance(op, ast.SeqStep):
-            continue
-        if isinstance(op, ast.Negation):
-            guards.append(_guard(op, scope))
-            continue
-        if op.name == "within":
-            if len(op.args) != 1 or not isinstance(op.args[0], ast.Duration):
-                msg = "within is not a duration literal"
-                raise _Decline(msg)
-            within = op.args[0].nanos
-        elif op.name == "partition_by":
-            continue  # the spec has it (runs are kept per value)
-        elif op.name == "where" and i < at[0]:
-            leading.extend(op.args)
-        elif i < at[-1]:
-            msg = f".{op.name}() between steps"
-            raise _Decline(msg)
-        else:
-            rest.append(op)
+    leading = [op.args[0] for op in decl.ops[: at[0]] if isinstance(op, ast.Op)
+               and op.name == "where" and len(op.args) == 1]  # fmt: skip
     first_where = None
     for pred in leading:
         first_where = pred if first_where is None else ast.Binary("and", first_where, pred)
-    items = [(source.name, source.alias, first_where, False)]
-    items += [(s.event_type, s.alias, s.where, s.kleene) for s in (decl.ops[i] for i in at)]
+    items = [(source.name, source.alias, first_where, False)]  # type: ignore[union-attr]
+    return items + [(s.event_type, s.alias, s.where, s.kleene) for s in (decl.ops[i] for i in at)]
+
+
+def _steps(
+    decl: ast.StreamDecl, scope: Scope, pattern: ast.PatternDecl | None
+) -> tuple[list[_Step], list[_Step]]:
+    """The steps and the stream's ``.not(...)`` guards (as steps without alias)."""
+    if not isinstance(decl.source, ast.EventSource):
+        msg = "not an event source"
+        raise _Decline(msg)
+    guards = [_guard(op, scope) for op in decl.ops if isinstance(op, ast.Negation)]
+    items = _items(decl, scope, pattern)
     steps = []
     for n, (event_type, alias, where, kleene) in enumerate(items):
         visible = frozenset({items[0][1]}) if n and kleene and items[0][1] else frozenset()
@@ -173,7 +170,7 @@ def _steps(
                 msg = "a step filter is not lowered to columns"
                 raise _Decline(msg)
         steps.append(_Step(event_type, alias, expr, kleene))
-    return steps, within, rest, guards
+    return steps, guards
 
 
 def _guard(negation: ast.Negation, scope: Scope) -> _Step:
@@ -196,8 +193,11 @@ def build(engine: Engine, runner: Any) -> SequenceKernel | None:
     spec = matcher.spec
     if len(spec.alternatives) != 1:
         return None
+    source = runner.decl.source
+    pattern = engine.plan.patterns.get(getattr(source, "name", None))
     try:
-        steps, within, rest, guards = _steps(runner.decl, engine.scope)
+        steps, guards = _steps(runner.decl, engine.scope, pattern)
+        within, rest = spec.within_ns, spec.rest
         if any(g.uses_captures for g in spec.negations):
             msg = "a .not() filter reads captures"
             raise _Decline(msg)
