@@ -112,6 +112,7 @@ def test_tutorial_deploy_inject_topology_teardown(cluster: Cluster) -> None:
     gid = group["id"]
 
     r = cluster.api.inject(gid, "EventA", x=42)
+    assert r.headers["content-type"] == "application/json"
     assert r.status_code == 200 and r.json() == {
         "routed_to": "pipeline-a",
         "worker_id": "worker-0",

@@ -22,6 +22,7 @@ forward them undecoded.
 
 from __future__ import annotations
 
+import functools
 import http.client
 import json
 import socket
@@ -139,6 +140,16 @@ class _Connection:
         self.sock.close()
 
 
+@functools.lru_cache(maxsize=4096)
+def _split(url: str) -> tuple[_Key, str]:
+    """The connection pool key and request target of *url* (memoised: a coordinator
+    calls the same few pipeline URLs over and over)."""
+    parts = urlsplit(url)
+    scheme = parts.scheme or "http"
+    pool_key = (scheme, parts.hostname or "", parts.port or (443 if scheme == "https" else 80))
+    return pool_key, parts.path + (f"?{parts.query}" if parts.query else "")
+
+
 class WorkerClient:
     """Calls workers' ``/api/v1/pipelines`` routes; thread-safe, pooled keep-alive."""
 
@@ -159,10 +170,7 @@ class WorkerClient:
 
     def request(self, method: str, url: str, key: str | None, body: bytes | None = None) -> bytes:
         """Send one request; the raw 2xx body, else WorkerCallError."""
-        parts = urlsplit(url)
-        scheme = parts.scheme or "http"
-        pool_key = (scheme, parts.hostname or "", parts.port or (443 if scheme == "https" else 80))
-        target = parts.path + (f"?{parts.query}" if parts.query else "")
+        pool_key, target = _split(url)
         head = f"{method} {target} HTTP/1.1"
         if body is not None:
             head += "\r\nContent-Type: application/json"
