@@ -175,6 +175,10 @@ def _literal(value: Any) -> str:
             message = f"int literal {value!r} does not fit in int64"
             raise Unsupported(message)
         return f"({value!r})" if value < 0 else repr(value)
+    if type(value) is float and value == 0.0 and math.copysign(1.0, value) < 0:
+        # numexpr keeps one constant per value: -0.0 would merge with a 0 elsewhere
+        message = "a -0.0 literal cannot keep its sign in a numexpr program"
+        raise Unsupported(message)
     if type(value) is float and math.isfinite(value):
         text = repr(value)
         return f"({text})" if text.startswith("-") else text

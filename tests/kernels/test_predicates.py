@@ -231,3 +231,10 @@ def test_a_decisive_constant_after_a_division_is_not_folded_away() -> None:
     assert compile_kernel(Node("and", "b", (const(False), divides))).node == const(False)
     kept = compile_kernel(Node("and", "b", (divides, const(True))))
     assert kept.node.op == ">"
+
+
+def test_a_negative_zero_literal_is_not_merged_with_zero() -> None:
+    # numexpr keeps one constant per value, so -0.0 next to a 0 would lose its sign
+    node = Node("*", "f", (Node("+", "f", (col("b", "f"), const(0))), const(-0.0)))
+    with pytest.raises(Unsupported):
+        compile_kernel(node)
