@@ -39,7 +39,17 @@ from typing import Any
 import numexpr
 import numpy as np
 
-__all__ = ["KINDS", "Kernel", "Node", "Unsupported", "col", "compile_kernel", "const", "kind_of"]
+__all__ = [
+    "KINDS",
+    "Kernel",
+    "Node",
+    "Unsupported",
+    "col",
+    "compile_kernel",
+    "const",
+    "divides",
+    "kind_of",
+]
 
 numexpr.set_num_threads(1)
 
@@ -152,7 +162,7 @@ def _fold(node: Node) -> Node:
             if arg.op == "const":
                 if arg.value is not (node.op == "or"):
                     return args[1 - i]
-                if i == 1 and _divides(args[0]):
+                if i == 1 and divides(args[0]):
                     # Python evaluates the left side first: its division may fail per row
                     message = f"{node.op!r} decided by its right side skips a division"
                     raise Unsupported(message)
@@ -160,11 +170,12 @@ def _fold(node: Node) -> Node:
     return Node(node.op, node.kind, args, node.value)
 
 
-def _divides(node: Node) -> bool:
-    """Whether *node* divides by something that is not a constant."""
+def divides(node: Node) -> bool:
+    """Whether *node* divides by something that is not a constant (per event, such a
+    division may give null, and an operation on null fails)."""
     if node.op == "/" and node.args[1].op != "const":
         return True
-    return any(_divides(a) for a in node.args)
+    return any(divides(a) for a in node.args)
 
 
 def _literal(value: Any) -> str:

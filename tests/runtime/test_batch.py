@@ -428,3 +428,14 @@ def test_several_stateless_streams_on_one_type_run_over_columns() -> None:
 def test_several_streams_match_per_event(rows: list[tuple[str, Any, int]]) -> None:
     events = [Event("T", {"s": s, "x": x, "y": y}, i) for i, (s, x, y) in enumerate(rows)]
     both(SEVERAL, events)
+
+
+@pytest.mark.parametrize(
+    "where",
+    ["-(-(a / a))", '(-(a / a)) == "x"', "(a / a) + 1"],  # non-bool, or kinds that never match
+)
+def test_a_folded_filter_keeps_the_errors_of_its_division(where: str) -> None:
+    # per event, the division by zero gives null and the next operation fails (counted)
+    events = [Event("T", {"a": 0.0, "s": "x"}, i) for i in range(MIN_RUN)]
+    single, batched = both(f"stream S = T .where({where}) .emit(x: a)", events)
+    assert batched.metrics()["errors"] == single.metrics()["errors"]

@@ -27,7 +27,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from kernels.predicates import Kernel, Node, Unsupported, col, compile_kernel, const
+from kernels.predicates import Kernel, Node, Unsupported, col, compile_kernel, const, divides
 from varpulis.compiler import values as V
 from varpulis.compiler.scope import Scope
 from varpulis.compiler.values import MISSING
@@ -78,7 +78,8 @@ class BatchExpr:
         kernel = None
         typed = _typed(self.node, dict(zip(self.fields, key, strict=True)), self.scope)
         if typed is not None and self.predicate and typed.kind != "b":
-            typed = const(False)  # only the bool True passes a filter
+            # only the bool True passes a filter; a division in it may still fail per event
+            typed = None if divides(typed) else const(False)
         if typed is not None:
             try:
                 kernel = compile_kernel(typed)
@@ -275,6 +276,8 @@ def _binary(op: str, node: ast.Binary, kinds: Mapping[str, str], scope: Scope) -
     if op in _COMPARE:
         if numeric or lk == rk == "s" or (lk == rk == "b" and op in ("==", "!=")):
             return Node(op, "b", (left, right))
+        if divides(left) or divides(right):
+            return None  # per event the operands run first, and a division may fail
         return const(op == "!=")  # unrelated kinds: == false, != true, ordering false
     if not numeric:
         return None  # string concatenation, or a type error per event
