@@ -1,4 +1,5 @@
-"""Test helpers: polling with a deadline and child processes that report their output.
+"""Test helpers: polling with a deadline, child processes that report their output,
+and the canonical form output events are compared in.
 
 No test sleeps a fixed time: :func:`poll_for` retries a probe until it returns a
 truthy value or the deadline passes. :class:`Child` starts a real process with
@@ -20,9 +21,19 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-__all__ = ["Child", "poll_for", "varpulis_cmd"]
+__all__ = ["Child", "canon", "poll_for", "varpulis_cmd"]
 
 T = TypeVar("T")
+
+
+def canon(events: list[Any]) -> list[tuple]:
+    """Events as comparable tuples: type, fields with key order and exact Python
+    types (NaN equal to NaN, 0.0 unequal to -0.0), timestamp."""
+    return [
+        (e.event_type, tuple((k, type(v).__name__, repr(v)) for k, v in e.fields.items()),
+         e.timestamp)
+        for e in events
+    ]  # fmt: skip
 
 
 def poll_for(probe: Callable[[], T], timeout: float = 10.0, interval: float = 0.02,

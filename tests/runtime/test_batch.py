@@ -18,18 +18,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kernels.columnar import ColumnarBatch
+from tests.utils import canon
 from varpulis.events import Event, to_api_json
 from varpulis.runtime.batch import MIN_RUN
 from varpulis.runtime.engine import Engine
 from varpulis.simulate import simulate
-
-
-def canon(events: list[Any]) -> list[tuple]:
-    return [
-        (e.event_type, tuple((k, type(v).__name__, repr(v)) for k, v in e.fields.items()),
-         e.timestamp)
-        for e in events
-    ]  # fmt: skip
 
 
 def both(source: str, events: list[Event]) -> tuple[Engine, Engine]:

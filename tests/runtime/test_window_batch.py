@@ -18,6 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.utils import canon
 from varpulis.errors import VPLRuntimeError
 from varpulis.events import Event
 from varpulis.runtime.blocks import Block
@@ -30,14 +31,6 @@ VWAP = (
     " .emit(symbol: _partition, vwap: vwap, volume: volume)"
 )
 SYMBOLS = ["AAPL", "MSFT", "GOOG", "AMZN", "TSLA", "META", "NVDA", "IBM"]
-
-
-def canon(events: list[Event]) -> list[tuple]:
-    return [
-        (e.event_type, tuple((k, type(v).__name__, repr(v)) for k, v in e.fields.items()),
-         e.timestamp)
-        for e in events
-    ]  # fmt: skip
 
 
 def kernel_of(source: str, name: str = "S") -> tuple[Engine, WindowKernel]:
