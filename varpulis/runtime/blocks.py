@@ -56,7 +56,7 @@ def typed_column(values: list[Any]) -> tuple[np.ndarray, str] | None:
     dtype = _ARRAYS.get(kind)
     if dtype is not None:
         try:
-            column = np.array(values, dtype=dtype)
+            column = np.fromiter(values, dtype=dtype, count=len(values))
         except OverflowError:
             return None
         return column, "i" if kind is int else "f" if kind is float else "b"

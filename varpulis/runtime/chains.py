@@ -12,6 +12,7 @@ turns an output into field dicts or REST output dicts. The batch path
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from itertools import repeat
 from operator import attrgetter, itemgetter
 from typing import Any
@@ -40,7 +41,7 @@ class Rows:
     ``cols`` are all the fields there are.
     """
 
-    __slots__ = ("_picked", "cols", "kinds", "n", "pos", "source", "wrapped")
+    __slots__ = ("cols", "kinds", "n", "pos", "source", "wrapped")
 
     def __init__(self, source: list[Any] | None, cols: dict[str, Any], n: int,
                  wrapped: bool = True) -> None:  # fmt: skip
@@ -50,23 +51,25 @@ class Rows:
         self.kinds: dict[str, str] = {}
         self.pos: np.ndarray | None = None
         self.n = n
-        self._picked: list[Any] | None = None
+
+    def _rows(self) -> Iterable[Any]:
+        source, pos = self.source, self.pos
+        if pos is None:
+            return source  # type: ignore[return-value]
+        return map(source.__getitem__, pos.tolist())  # type: ignore[union-attr]
 
     def _gather(self, name: str) -> list[Any]:
-        rows = self._picked
-        if rows is None:
-            source, pos = self.source, self.pos
-            rows = source if pos is None else list(map(source.__getitem__, pos.tolist()))  # type: ignore[union-attr]
-            self._picked = rows
-        if self.wrapped:
-            try:  # map with C getters: about half the cost of a comprehension per row
-                return list(map(itemgetter(name), map(_FIELDS, rows)))
-            except KeyError:
-                return [ev.fields.get(name, MISSING) for ev in rows]
+        # one C-level pass per field: picking the surviving rows on the fly costs
+        # less than keeping a list of them (each row is touched once per field)
+        get = itemgetter(name)
         try:
-            return list(map(itemgetter(name), rows))
+            if self.wrapped:
+                return list(map(get, map(_FIELDS, self._rows())))
+            return list(map(get, self._rows()))
         except KeyError:
-            return [fields.get(name, MISSING) for fields in rows]
+            if self.wrapped:
+                return [ev.fields.get(name, MISSING) for ev in self._rows()]
+            return [fields.get(name, MISSING) for fields in self._rows()]
 
     def typed(self, name: str) -> tuple[np.ndarray, str] | None:
         """The typed column of *name* for the current rows, or None when there is none."""
@@ -109,7 +112,6 @@ class Rows:
         self.cols = cols
         self.pos = keep if self.pos is None else self.pos[keep]
         self.n = len(keep)
-        self._picked = None
 
 
 class Output:

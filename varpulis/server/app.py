@@ -88,7 +88,7 @@ def uniform_rows(items: list[Any]) -> tuple[str, list[dict[str, Any]]] | None:
     run as C-level passes over the list; anything else returns None.
     """
     try:  # a non-dict item or fields value fails a lookup or dict.__contains__: TypeError
-        if not items or set(map(len, items)) != {2}:
+        if not items or operator.countOf(map(len, items), 2) != len(items):
             return None
         types = list(map(_EVENT_TYPE, items))
         first = types[0]
