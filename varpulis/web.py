@@ -45,7 +45,13 @@ from varpulis.errors import (
 )
 
 __all__ = [
+    "BAD_KEY",
     "add_open_routes",
+    "check_length",
+    "encode_json",
+    "failure",
+    "key_matches",
+    "read_body",
     "DEFAULT_MAX_BODY",
     "MIB",
     "ApiKey",
@@ -68,12 +74,14 @@ MIB = 1 << 20
 #: Body limit of a route that does not set ``max_body`` in its config.
 DEFAULT_MAX_BODY = MIB
 _JSON = "application/json"
-_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+BAD_KEY = "missing or invalid x-api-key header"
+#: Compact JSON text of a value (non-ASCII kept as is).
+encode_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
 def json_response(body: dict[str, Any], status: int = 200) -> HTTPResponse:
     """An HTTPResponse carrying *body* as JSON with *status*."""
-    return HTTPResponse(_encode(body), status=status, content_type=_JSON)
+    return HTTPResponse(encode_json(body), status=status, content_type=_JSON)
 
 
 class JsonApi:
@@ -93,27 +101,50 @@ class JsonApi:
         @functools.wraps(callback)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             try:
-                length = request.environ.get("CONTENT_LENGTH")
-                if length and int(length) > max_body:
-                    message = f"request body of {int(length)} bytes is over the {max_body} limit"
-                    raise PayloadTooLarge(message)
+                check_length(request.environ, max_body)
                 result = callback(*args, **kwargs)
-            except VarpulisError as exc:
-                return json_response(exc.to_json(), exc.http_status)
             except HTTPResponse:
                 raise
-            except ValueError as exc:  # a malformed Content-Length
-                return json_response({"error": str(exc), "code": BadRequest.code}, 400)
-            except Exception:
-                logger.exception("unhandled error in %s %s", request.method, request.path)
-                body = {"error": "internal server error", "code": "internal_error"}
-                return json_response(body, 500)
+            except Exception as exc:
+                status, body = failure(exc, f"{request.method} {request.path}")
+                return json_response(body, status)
             if isinstance(result, dict):
                 response.content_type = _JSON
-                return _encode(result)
+                return encode_json(result)
             return result
 
         return wrapper
+
+
+def check_length(environ: dict[str, Any], max_body: int) -> None:
+    """Raise PayloadTooLarge when the declared body is over *max_body* bytes
+    (ValueError for a malformed Content-Length)."""
+    length = environ.get("CONTENT_LENGTH")
+    if length and int(length) > max_body:
+        message = f"request body of {int(length)} bytes is over the {max_body} limit"
+        raise PayloadTooLarge(message)
+
+
+def key_matches(environ: dict[str, Any], key: bytes) -> bool:
+    """Whether the request's ``x-api-key`` is *key*, compared in constant time."""
+    given = environ.get("HTTP_X_API_KEY", "")
+    # Header values arrive as latin-1 text (PEP 3333); compare bytes.
+    return hmac.compare_digest(given.encode("latin-1", "replace"), key)
+
+
+def failure(exc: Exception, where: str) -> tuple[int, dict[str, Any]]:
+    """The status and ``{"error", "code"}`` body answering *exc* raised by a handler.
+
+    A VarpulisError answers its own status; a ValueError that got this far is a
+    malformed Content-Length (400); anything else is a bug: logged with its
+    traceback (*where* names the request) and answered 500 without details.
+    """
+    if isinstance(exc, VarpulisError):
+        return exc.http_status, exc.to_json()
+    if isinstance(exc, ValueError):
+        return 400, {"error": str(exc), "code": BadRequest.code}
+    logger.error("unhandled error in %s", where, exc_info=exc)
+    return 500, {"error": "internal server error", "code": "internal_error"}
 
 
 class ApiKey:
@@ -135,11 +166,8 @@ class ApiKey:
 
         @functools.wraps(callback)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            given = request.environ.get("HTTP_X_API_KEY", "")
-            # Header values arrive as latin-1 text (PEP 3333); compare bytes.
-            if not hmac.compare_digest(given.encode("latin-1", "replace"), key):
-                message = "missing or invalid x-api-key header"
-                raise Unauthorized(message)
+            if not key_matches(request.environ, key):
+                raise Unauthorized(BAD_KEY)
             return callback(*args, **kwargs)
 
         return wrapper
@@ -154,7 +182,7 @@ def _error_handler(status: int, code: str) -> Callable[[HTTPError], str]:
             message = f"no route {request.method} {request.path!r}"
         else:
             message = str(err.body) or "request failed"
-        return _encode({"error": message, "code": code})
+        return encode_json({"error": message, "code": code})
 
     return handler
 
@@ -203,7 +231,11 @@ def json_body(*, required: bool = True) -> dict[str, Any]:
 
 def raw_body(*, required: bool = True) -> bytes:
     """The request body as bytes (read from ``wsgi.input``); BadRequest if empty and *required*."""
-    environ = request.environ
+    return read_body(request.environ, required=required)
+
+
+def read_body(environ: dict[str, Any], *, required: bool = True) -> bytes:
+    """The body of the request *environ* describes; BadRequest if empty and *required*."""
     length = int(environ.get("CONTENT_LENGTH") or 0)
     raw = environ["wsgi.input"].read(length) if length > 0 else b""
     if not raw and required:

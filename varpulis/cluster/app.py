@@ -18,14 +18,15 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from bottle import Bottle, HTTPResponse, request
+from bottle import HTTPResponse, request
 
 from varpulis import __version__
 from varpulis.cluster.coordinator import Coordinator
 from varpulis.cluster.inject import Router
 from varpulis.cluster.openapi import openapi_document
 from varpulis.errors import Unauthorized
-from varpulis.web import MIB, add_open_routes, json_body, json_response, make_app, raw_body
+from varpulis.fastlane import FastLane
+from varpulis.web import MIB, add_open_routes, json_body, json_response, make_app
 
 __all__ = ["BATCH_MAX_BODY", "PREFIX", "is_loopback", "make_coordinator_app"]
 
@@ -75,8 +76,9 @@ def make_coordinator_app(
     worker_key: str | None = None,
     metrics: Callable[[], tuple[bytes, str]] | None = None,
     clock: Callable[[], float] = time.monotonic,
-) -> Bottle:
-    """Build the coordinator app. *metrics* renders ``(body, content_type)`` for ``/metrics``."""
+) -> FastLane:
+    """Build the coordinator's WSGI app: a bottle app behind the fast lane of its two
+    inject routes. *metrics* renders ``(body, content_type)`` for ``/metrics``."""
     app = make_app(api_key)
     started = clock()
     worker_auth = _worker_auth(api_key, worker_key)
@@ -150,16 +152,13 @@ def make_coordinator_app(
     def teardown(group_id: str) -> dict[str, Any]:
         return c.teardown(group_id)
 
-    @app.post(_GROUP + "/inject")
-    def inject(group_id: str) -> Any:
-        return router.inject(group_id, raw_body(), request.query_string)
-
-    @app.post(_GROUP + "/inject-batch", max_body=BATCH_MAX_BODY)
-    def inject_batch(group_id: str) -> dict[str, Any]:
-        return router.inject_batch(group_id, raw_body(), request.query_string)
+    # the data path: served by the fast lane (the same contract, less per-request CPU)
+    lane = FastLane(app, api_key)
+    lane.post(_GROUP + "/inject", router.inject)
+    lane.post(_GROUP + "/inject-batch", router.inject_batch, max_body=BATCH_MAX_BODY)
 
     @app.get(PREFIX + "/topology")
     def topology() -> dict[str, Any]:
         return c.topology()
 
-    return app
+    return lane

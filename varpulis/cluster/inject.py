@@ -33,12 +33,10 @@ from collections.abc import Callable
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
-from bottle import response
-
 from varpulis.cluster.client import WorkerCallError, decode
 from varpulis.cluster.routing import forward_targets
 from varpulis.errors import BadRequest, PayloadTooLarge, RoutingFailed, VarpulisError
-from varpulis.web import parse_json_object
+from varpulis.web import encode_json, parse_json_object
 
 if TYPE_CHECKING:
     from varpulis.cluster.coordinator import Coordinator, Target
@@ -71,15 +69,7 @@ def scan_types(raw: bytes) -> set[str] | None:
         return None
 
 
-_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 _TYPE_OF = itemgetter("event_type")
-_JSON = "application/json"
-
-
-def _raw_response(parts: list[bytes]) -> bytes:
-    """A 200 JSON answer made of raw parts (bottle sends bytes as they are)."""
-    response.content_type = _JSON
-    return b"".join(parts)
 
 
 def _event_type(item: Any, where: str) -> str:
@@ -145,26 +135,26 @@ class Router:
         fields = body.get("fields")
         if fields is None:
             body["fields"] = {}
-            raw = _encode(body).encode()
+            raw = encode_json(body).encode()
         elif not isinstance(fields, dict):
             message = f'"fields" must be an object, got {type(fields).__name__}'
             raise BadRequest(message)
         delivered = self._c.deliveries_of(group_id)(event_type)[1]
         if delivered != event_type:  # an event family's member, delivered as the family
             body["event_type"] = delivered
-            raw = _encode(body).encode()
+            raw = encode_json(body).encode()
         target = self._c.resolve(group_id, event_type)
         client = self._c.client
         target, answer = self._call(
             target, lambda t: client.inject(t.address, t.key, t.pipeline_id, raw, query)
         )
         if not target.forwards:
-            return _raw_response(
+            return b"".join(
                 [
                     b'{"routed_to":',
-                    _encode(target.pipeline).encode(),
+                    encode_json(target.pipeline).encode(),
                     b',"worker_id":',
-                    _encode(target.worker_id).encode(),
+                    encode_json(target.worker_id).encode(),
                     b',"worker_response":',
                     answer,
                     b"}",
@@ -211,7 +201,7 @@ class Router:
         # the encoding of the next body here) work in parallel.
         calls = []
         for name, events in buckets.items():
-            payload = raw if events is None else _encode({"events": events}).encode()
+            payload = raw if events is None else encode_json({"events": events}).encode()
             target = self._c.resolve_pipeline(group_id, name)
 
             def send(t: Target, body: bytes = payload) -> bytes:
@@ -329,7 +319,7 @@ class Router:
             if hop > self.max_hops:
                 records.append({**record, "accepted": 0, "error": "hop_limit"})
                 continue
-            payload = _encode({"events": events}).encode()
+            payload = encode_json({"events": events}).encode()
             try:
                 target = self._c.resolve_pipeline(group_id, name)
                 target, answer = self._call(
