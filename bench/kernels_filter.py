@@ -47,7 +47,7 @@ import numpy as np  # noqa: E402
 
 from kernels.columnar import ColumnarBatch  # noqa: E402
 from varpulis.events import Event, to_api_json  # noqa: E402
-from varpulis.runtime.batch import gc_paused  # noqa: E402
+from varpulis.memory import gc_paused  # noqa: E402
 from varpulis.runtime.engine import Engine  # noqa: E402
 from varpulis.server.app import uniform_rows  # noqa: E402
 

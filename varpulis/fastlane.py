@@ -30,12 +30,12 @@ from varpulis.web import (
     BAD_KEY,
     DEFAULT_MAX_BODY,
     check_length,
-    encode_json,
     failure,
     key_matches,
     raw_body,
     read_body,
 )
+from varpulis.wire import dumps
 
 __all__ = ["FastLane", "Handler"]
 
@@ -114,5 +114,5 @@ class FastLane:
             result = handler(*match.groups(), body, environ.get("QUERY_STRING", ""))
         except Exception as exc:
             status, error = failure(exc, f"POST {environ.get('PATH_INFO', '')}")
-            return status, encode_json(error).encode()
-        return 200, result if isinstance(result, bytes) else encode_json(result).encode()
+            return status, dumps(error)
+        return 200, result if isinstance(result, bytes) else dumps(result)

@@ -26,7 +26,7 @@ from varpulis.lang import parse_file
 from varpulis.lang.evt import TimedEvent, iter_event_blocks, read_event_file
 from varpulis.lang.evt_shapes import Table
 from varpulis.lang.validate import validate
-from varpulis.runtime.batch import gc_paused
+from varpulis.memory import gc_paused
 from varpulis.runtime.engine import Engine
 
 __all__ = ["RunStats", "load_engine", "run_live", "simulate"]

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import functools
 import hmac
-import json
 import logging
 import os
 import signal
@@ -43,12 +42,12 @@ from varpulis.errors import (
     Unauthorized,
     VarpulisError,
 )
+from varpulis.wire import dumps, loads
 
 __all__ = [
     "BAD_KEY",
     "add_open_routes",
     "check_length",
-    "encode_json",
     "failure",
     "key_matches",
     "read_body",
@@ -75,13 +74,11 @@ MIB = 1 << 20
 DEFAULT_MAX_BODY = MIB
 _JSON = "application/json"
 BAD_KEY = "missing or invalid x-api-key header"
-#: Compact JSON text of a value (non-ASCII kept as is).
-encode_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
 def json_response(body: dict[str, Any], status: int = 200) -> HTTPResponse:
     """An HTTPResponse carrying *body* as JSON with *status*."""
-    return HTTPResponse(encode_json(body), status=status, content_type=_JSON)
+    return HTTPResponse(dumps(body), status=status, content_type=_JSON)
 
 
 class JsonApi:
@@ -110,7 +107,7 @@ class JsonApi:
                 return json_response(body, status)
             if isinstance(result, dict):
                 response.content_type = _JSON
-                return encode_json(result)
+                return dumps(result)
             return result
 
         return wrapper
@@ -182,7 +179,7 @@ def _error_handler(status: int, code: str) -> Callable[[HTTPError], str]:
             message = f"no route {request.method} {request.path!r}"
         else:
             message = str(err.body) or "request failed"
-        return encode_json({"error": message, "code": code})
+        return dumps({"error": message, "code": code})
 
     return handler
 
@@ -247,7 +244,7 @@ def read_body(environ: dict[str, Any], *, required: bool = True) -> bytes:
 def parse_json_object(raw: bytes) -> dict[str, Any]:
     """*raw* decoded as a JSON object; BadRequest when it is not valid JSON or not an object."""
     try:
-        body = json.loads(raw)
+        body = loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         message = f"request body is not valid JSON: {exc}"
         raise BadRequest(message) from None

@@ -24,12 +24,13 @@ from __future__ import annotations
 
 import functools
 import http.client
-import json
 import socket
 import ssl
 import threading
 from typing import Any
 from urllib.parse import urlsplit
+
+from varpulis.wire import dumps, loads
 
 __all__ = ["WorkerCallError", "WorkerClient", "decode"]
 
@@ -55,7 +56,7 @@ class WorkerCallError(Exception):
     def code(self) -> str | None:
         """The worker's symbolic error code, when its body is a JSON error."""
         try:
-            return json.loads(self.body).get("code")
+            return loads(self.body).get("code")
         except (ValueError, AttributeError):
             return None
 
@@ -221,9 +222,9 @@ class WorkerClient:
         body = {"name": name, "source": source}
         if pipeline_id is not None:
             body["id"] = pipeline_id
-        raw = self.request("POST", url, key, json.dumps(body).encode())
+        raw = self.request("POST", url, key, dumps(body))
         try:
-            pipeline_id = json.loads(raw)["id"]
+            pipeline_id = loads(raw)["id"]
         except (ValueError, KeyError, TypeError):
             message = f"worker at {address} answered the deploy with {raw[:200]!r}"
             raise WorkerCallError(message, 200, raw) from None
@@ -278,7 +279,7 @@ class WorkerClient:
 def decode(raw: bytes) -> dict[str, Any]:
     """A worker's JSON object answer; WorkerCallError when it is not one."""
     try:
-        value = json.loads(raw)
+        value = loads(raw)
     except ValueError:
         value = None
     if not isinstance(value, dict):

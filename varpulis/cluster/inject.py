@@ -27,16 +27,18 @@ passed back as the caller's error.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable
+from itertools import compress
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 from varpulis.cluster.client import WorkerCallError, decode
 from varpulis.cluster.routing import forward_targets
 from varpulis.errors import BadRequest, PayloadTooLarge, RoutingFailed, VarpulisError
-from varpulis.web import encode_json, parse_json_object
+from varpulis.memory import gc_paused
+from varpulis.web import parse_json_object
+from varpulis.wire import dumps, loads
 
 if TYPE_CHECKING:
     from varpulis.cluster.coordinator import Coordinator, Target
@@ -111,7 +113,7 @@ class Router:
                 )
         if first.status in (400, 413):
             try:
-                message = json.loads(first.body)["error"]
+                message = loads(first.body)["error"]
             except (ValueError, KeyError, TypeError):
                 message = first.body[:300].decode("utf-8", "replace")
             if first.status == 413:
@@ -135,14 +137,14 @@ class Router:
         fields = body.get("fields")
         if fields is None:
             body["fields"] = {}
-            raw = encode_json(body).encode()
+            raw = dumps(body)
         elif not isinstance(fields, dict):
             message = f'"fields" must be an object, got {type(fields).__name__}'
             raise BadRequest(message)
         delivered = self._c.deliveries_of(group_id)(event_type)[1]
         if delivered != event_type:  # an event family's member, delivered as the family
             body["event_type"] = delivered
-            raw = encode_json(body).encode()
+            raw = dumps(body)
         target = self._c.resolve(group_id, event_type)
         client = self._c.client
         target, answer = self._call(
@@ -152,9 +154,9 @@ class Router:
             return b"".join(
                 [
                     b'{"routed_to":',
-                    encode_json(target.pipeline).encode(),
+                    dumps(target.pipeline),
                     b',"worker_id":',
-                    encode_json(target.worker_id).encode(),
+                    dumps(target.worker_id),
                     b',"worker_response":',
                     answer,
                     b"}",
@@ -178,8 +180,13 @@ class Router:
         ``results`` (per target: pipeline, worker_id, events, accepted, and
         ``error`` when that call failed), ``output_events`` (the workers'
         outputs, flattened, target by target) and, when the group forwards,
-        ``forwarded``. 502 when every target failed.
+        ``forwarded``. 502 when every target failed. Runs with the cyclic GC paused
+        (:mod:`varpulis.memory`): decoding and splitting allocate a dict per event.
         """
+        with gc_paused():
+            return self._inject_batch(group_id, raw, query)
+
+    def _inject_batch(self, group_id: str, raw: bytes, query: str) -> dict[str, Any]:
         single = self._c.single_pipeline(group_id) or self._one_target(group_id, raw)
         buckets: dict[str, list[Any] | None]
         known: int | None = None  # the event count, when decoded
@@ -201,7 +208,7 @@ class Router:
         # the encoding of the next body here) work in parallel.
         calls = []
         for name, events in buckets.items():
-            payload = raw if events is None else encode_json({"events": events}).encode()
+            payload = raw if events is None else dumps({"events": events})
             target = self._c.resolve_pipeline(group_id, name)
 
             def send(t: Target, body: bytes = payload) -> bytes:
@@ -281,13 +288,23 @@ class Router:
             for index, item in enumerate(items):  # the first bad item, for the message
                 _event_type(item, f"events[{index}]: ")
         target = {t: deliveries(t) for t in dict.fromkeys(types)}  # type: ignore[arg-type]
-        buckets: dict[str, list[Any] | None] = {name: [] for name, _ in target.values()}
         renamed = any(delivered != t for t, (_, delivered) in target.items())
-        for item, event_type in zip(items, types, strict=True):  # type: ignore[arg-type]
-            name, delivered = target[event_type]
-            if delivered != event_type:
-                item = {**item, "event_type": delivered}
-            buckets[name].append(item)  # type: ignore[union-attr]
+        if renamed:  # an event family's members: copies carry the family's type
+            items = [
+                item if delivered == t else {**item, "event_type": delivered}
+                for item, t in zip(items, types, strict=True)  # type: ignore[arg-type]
+                for delivered in (target[t][1],)
+            ]
+        names = {name for name, _ in target.values()}
+        if len(names) == 1:
+            return {names.pop(): items}, renamed
+        # one C-level pass per target pipeline, each keeping the events' order
+        name_of = {t: name for t, (name, _) in target.items()}
+        per_event = list(map(name_of.__getitem__, types))  # type: ignore[arg-type]
+        buckets: dict[str, list[Any] | None] = {
+            name: list(compress(items, map(name.__eq__, per_event)))
+            for name in dict.fromkeys(per_event)
+        }
         return buckets, renamed
 
     # ------------------------------------------------------------------ forwarding
@@ -319,7 +336,7 @@ class Router:
             if hop > self.max_hops:
                 records.append({**record, "accepted": 0, "error": "hop_limit"})
                 continue
-            payload = encode_json({"events": events}).encode()
+            payload = dumps({"events": events})
             try:
                 target = self._c.resolve_pipeline(group_id, name)
                 target, answer = self._call(

@@ -24,10 +24,8 @@ per event. A plan belongs to its engine's thread.
 
 from __future__ import annotations
 
-import gc
 import logging
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from itertools import repeat
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any
@@ -40,6 +38,7 @@ from varpulis.compiler.values import MISSING
 from varpulis.events import Event, to_api_json
 from varpulis.lang import ast
 from varpulis.lang.evt_shapes import dict_builder
+from varpulis.memory import gc_paused
 from varpulis.runtime.blocks import Block, Stateful
 from varpulis.runtime.chains import BatchStream, Output, Rows, rows_in, rows_of
 
@@ -57,25 +56,6 @@ MIN_RUN = 16
 
 _FIELDS, _EVENT_TYPE = attrgetter("fields"), attrgetter("event_type")
 _TIMESTAMP = attrgetter("timestamp")
-
-
-@contextmanager
-def gc_paused() -> Iterator[None]:
-    """Defer the cyclic garbage collector while a batch allocates its outputs.
-
-    Building 100,000 output events in one go triggers collections that walk
-    every live object (the engine, the input batch) and cost more than the
-    batch itself; the batch path makes no reference cycles, so nothing waits
-    to be freed. Safe with threads: a section that found the collector
-    already paused leaves re-enabling to the one that paused it.
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 class BatchPlan:

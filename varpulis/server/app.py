@@ -25,7 +25,7 @@ from bottle import Bottle, HTTPResponse, request
 from varpulis import __version__
 from varpulis.errors import BadRequest
 from varpulis.events import Event, event_from_json, to_api_json
-from varpulis.runtime.batch import gc_paused
+from varpulis.memory import gc_paused
 from varpulis.server.openapi import openapi_document
 from varpulis.server.pipelines import InjectResult, PipelineManager
 from varpulis.web import MIB, add_open_routes, json_body, json_response, make_app
