@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 
 import pytest
 from hypothesis import given, settings
@@ -147,18 +148,19 @@ def test_random_streams_equal_per_event(src, seed, n, cuts, single, types) -> No
     assert counters(engine) == counters(ref)
 
 
-def test_times_going_back_run_per_event() -> None:
-    evs = events(3, 100, "AB")
-    evs[50] = Event(evs[50].event_type, evs[50].fields, 0)
-    expected, _ = per_event(CHAIN, evs)
-    got, engine = batched(CHAIN, evs, [], set())
-    assert got == expected
-    assert engine.batch_plan.per_event == 100
-
-
-def test_mixed_field_types_run_per_event() -> None:
-    evs = events(4, 100, "AB")
-    evs[10] = Event("A", {"id": 1.5, "x": 2}, evs[10].timestamp)
+@pytest.mark.parametrize(
+    ("seed", "at", "spoil"),
+    [
+        (3, 50, lambda ev: Event(ev.event_type, ev.fields, 0)),
+        (4, 10, lambda ev: Event("A", {"id": 1.5, "x": 2}, ev.timestamp)),
+    ],
+    ids=["times going back", "mixed field types"],
+)
+def test_a_block_the_kernel_cannot_take_runs_per_event(
+    seed: int, at: int, spoil: Callable[[Event], Event]
+) -> None:
+    evs = events(seed, 100, "AB")
+    evs[at] = spoil(evs[at])
     expected, _ = per_event(CHAIN, evs)
     got, engine = batched(CHAIN, evs, [], set())
     assert got == expected
