@@ -170,8 +170,8 @@ class ApiKey:
         return wrapper
 
 
-def _error_handler(status: int, code: str) -> Callable[[HTTPError], str]:
-    def handler(err: HTTPError) -> str:
+def _error_handler(status: int, code: str) -> Callable[[HTTPError], bytes]:
+    def handler(err: HTTPError) -> bytes:
         response.content_type = _JSON
         if status == 405:
             message = f"method {request.method} not allowed on {request.path!r}"

@@ -12,7 +12,6 @@ VarpulisError subclasses turned into ``{"error", "code"}`` by the one plugin of
 
 from __future__ import annotations
 
-import hmac
 import ipaddress
 import time
 from collections.abc import Callable
@@ -26,7 +25,7 @@ from varpulis.cluster.inject import Router
 from varpulis.cluster.openapi import openapi_document
 from varpulis.errors import Unauthorized
 from varpulis.fastlane import FastLane
-from varpulis.web import MIB, add_open_routes, json_body, json_response, make_app
+from varpulis.web import MIB, add_open_routes, json_body, json_response, key_matches, make_app
 
 __all__ = ["BATCH_MAX_BODY", "PREFIX", "is_loopback", "make_coordinator_app"]
 
@@ -53,9 +52,8 @@ def _worker_auth(api_key: str | None, worker_key: str | None) -> Callable[[], No
     def check() -> None:
         if not keys:
             return
-        given = request.environ.get("HTTP_X_API_KEY", "").encode("latin-1", "replace")
         # Compare with every key (no early exit): the time does not tell which one matched.
-        if any([hmac.compare_digest(given, key) for key in keys]):  # noqa: C419
+        if any([key_matches(request.environ, key) for key in keys]):  # noqa: C419
             return
         if worker_key is None and is_loopback(request.environ.get("REMOTE_ADDR")):
             return
