@@ -96,7 +96,7 @@ def test_answers_in_detail(caplog: pytest.LogCaptureFixture) -> None:
     status, body = _call(lane, "POST", "/groups/g1/inject", b"{}", key="nope")
     assert (status, body["code"]) == ("401 Unauthorized", "unauthorized")
     status, body = _call(lane, "POST", "/groups/g1/inject", b"x" * 100)
-    assert (status, body["code"]) == ("413 Request Entity Too Large", "payload_too_large")
+    assert (status[:4], body["code"]) == ("413 ", "payload_too_large")  # phrase per Python
     assert _call(lane, "POST", "/groups/missing/inject", b"{}")[1]["code"] == "not_found"
     # a bug in a handler: logged with its traceback, answered without details
     status, body = _call(lane, "POST", "/groups/boom/inject", b"{}")
