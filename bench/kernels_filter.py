@@ -18,13 +18,16 @@ in the same run, each timed as the median of ``--repeat`` runs:
   the batch is handled, one-type check, then
   ``BatchPlan.process_rows(..., api=True)``: no input Event objects at all,
   and the output dicts built straight from the output columns, as the
-  server answers) (target ≥ 3,000,000 events/s);
+  server answers), in REST batches of ``--rest-batches`` events: 10,000
+  (0.77 MiB of JSON) and 100,000 (7.7 MiB; ``events-batch`` takes at most
+  16 MiB, about 200,000 such events) (target ≥ 3,000,000 events/s);
 * column to column: ``BatchPlan.process_columns(ColumnarBatch)`` → one output
   ColumnarBatch (target ≥ 20,000,000 events/s).
 
 Every path's outputs are checked equal to the per-event outputs.
 
     python bench/kernels_filter.py [--events 1000000] [--repeat 3] [--chunk 1000000]
+                                   [--rest-batches 10000,100000]
 """
 
 from __future__ import annotations
@@ -94,6 +97,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--events", type=int, default=1_000_000)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--chunk", type=int, default=1_000_000, help="events per batch call")
+    ap.add_argument("--rest-batches", default="10000,100000",
+                    help="events per REST batch, event-dicts path (comma-separated)")  # fmt: skip
     args = ap.parse_known_args(argv)[0]
     n = args.events
     events, batch = generate(n)
@@ -112,13 +117,13 @@ def main(argv: list[str] | None = None) -> None:
 
     items = [{"event_type": TYPE, "fields": fields} for fields in rows]
 
-    def rows_to_dicts() -> list[dict]:
+    def rows_to_dicts(size: int) -> list[dict]:
         # what POST .../events-batch does with a uniform body (cyclic GC paused, as
         # there); REST batches carry one arrival time (0 here, as the per-event
         # outputs are compared without times)
         out = []
         with gc_paused():
-            for part in chunks(items, args.chunk):
+            for part in chunks(items, size):
                 event_type, fields = uniform_rows(part)
                 out.extend(plan.process_rows(event_type, fields, 0, api=True))
         return out
@@ -132,8 +137,10 @@ def main(argv: list[str] | None = None) -> None:
     t_base, expected = median(args.repeat, per_event)
     t_events, got = median(args.repeat, events_to_dicts)
     assert got == expected, "batch path outputs differ from the per-event path"
-    t_rows, got_rows = median(args.repeat, rows_to_dicts)
-    assert got_rows == expected
+    t_rows = {}
+    for size in map(int, args.rest_batches.split(",")):
+        t_rows[size], got_rows = median(args.repeat, lambda size=size: rows_to_dicts(size))
+        assert got_rows == expected
     t_cols, out = median(args.repeat, columns)
     assert all(isinstance(b, ColumnarBatch) for b in out)
     assert sum(len(b) for b in out) == len(expected)
@@ -143,12 +150,16 @@ def main(argv: list[str] | None = None) -> None:
     assert plan.per_event == 0, "every run should have gone columnar"
 
     def line(label: str, seconds: float, target: str = "") -> None:
-        print(f"{label:<26} {n / seconds:>13,.0f} events/s  {t_base / seconds:>6.1f}x per-event"
+        print(f"{label:<40} {n / seconds:>13,.0f} events/s  {t_base / seconds:>6.1f}x per-event"
               f"{target}", flush=True)  # fmt: skip
 
-    print(f"{n:,} events, {len(expected):,} outputs, batches of {min(args.chunk, n):,}")
+    print(
+        f"{n:,} events, {len(expected):,} outputs, batches of {min(args.chunk, n):,}"
+        f" (REST path: {args.rest_batches})"
+    )
     line("per event (baseline)", t_base)
-    line("event dicts -> out dicts", t_rows, "   (target >= 3,000,000)")
+    for size, seconds in t_rows.items():
+        line(f"event dicts -> out dicts, REST {size:,}", seconds, "   (target >= 3,000,000)")
     line("Events -> output dicts", t_events)
     line("column -> column", t_cols, "   (target >= 20,000,000)")
 
