@@ -4,14 +4,14 @@ orjson does the work: here it encodes a 10,000-event batch about 25 times
 faster than the json module and decodes it about a third faster, which is most
 of what a coordinator splitting a batch spends. Its reading is the original
 Varpulis server's (serde_json): integers within 64 bits exactly, larger ones as
-floats; NaN and infinities are written as ``null``. Where orjson refuses
-something the json module takes, the json module decides, so nothing that was
-accepted before is refused now: ``NaN``/``Infinity`` literals, numbers beyond
-the float range (read as infinities), lone UTF-16 surrogates, and, when
-encoding, integers beyond 64 bits, strings with lone surrogates (escaped)
-and the types the json module knows beyond orjson's (float subclasses such as
-numpy's); an invalid body gets
-the json module's message (line, column).
+floats; NaN and infinities are written as ``null``; non-string keys are
+written as strings, as the json module does. Where orjson refuses something
+the json module takes, the json module decides, so nothing that was accepted
+before is refused now: ``NaN``/``Infinity`` literals, numbers beyond the float
+range (read as infinities), lone UTF-16 surrogates, and, when encoding,
+integers beyond 64 bits, strings with lone surrogates (escaped) and float
+subclasses such as numpy's. An invalid body gets the json module's message
+(line, column).
 """
 
 from __future__ import annotations
