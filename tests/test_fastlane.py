@@ -25,6 +25,8 @@ def _handler(group_id: str, body: bytes, query: str) -> Any:
         raise RuntimeError("a bug")
     if group_id == "raw":
         return b'{"raw":true}'
+    if group_id == "unencodable":
+        return {"value": object()}  # a bug too: answered 500 like any other
     return {"group": group_id, "body": body.decode(), "query": query}
 
 
@@ -71,6 +73,7 @@ CASES = [
     ("POST", "/groups/g1/inject", b"{}", KEY, "12x", ""),  # malformed Content-Length
     ("POST", "/groups/missing/inject", b"{}", KEY, None, ""),
     ("POST", "/groups/boom/inject", b"{}", KEY, None, ""),
+    ("POST", "/groups/unencodable/inject", b"{}", KEY, None, ""),
     ("POST", "/groups/g\xc3\xa9/inject", b"{}", KEY, None, ""),  # UTF-8 read as latin-1
     ("POST", "//groups/g1/inject", b"{}", KEY, None, ""),
     ("POST", "/open/x", b"{}", None, None, ""),

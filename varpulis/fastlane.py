@@ -112,7 +112,7 @@ class FastLane:
                 raise Unauthorized(BAD_KEY)
             body = read_body(environ)
             result = handler(*match.groups(), body, environ.get("QUERY_STRING", ""))
+            return 200, result if isinstance(result, bytes) else dumps(result)
         except Exception as exc:
             status, error = failure(exc, f"POST {environ.get('PATH_INFO', '')}")
             return status, dumps(error)
-        return 200, result if isinstance(result, bytes) else dumps(result)

@@ -100,15 +100,15 @@ class JsonApi:
             try:
                 check_length(request.environ, max_body)
                 result = callback(*args, **kwargs)
+                if isinstance(result, dict):
+                    result = dumps(result)
+                    response.content_type = _JSON
+                return result
             except HTTPResponse:
                 raise
             except Exception as exc:
                 status, body = failure(exc, f"{request.method} {request.path}")
                 return json_response(body, status)
-            if isinstance(result, dict):
-                response.content_type = _JSON
-                return dumps(result)
-            return result
 
         return wrapper
 
