@@ -169,27 +169,31 @@ event_lists = events_of("ABCD", ["x", "y", None], 14)
 dense_lists = events_of("AABBBCCD", ["x", "x", None], 24, min_size=8)
 
 
-@settings(max_examples=300, deadline=None)
-@given(event_lists)
-def test_property_pair_with_alias_filter(events: list[Event]) -> None:
-    steps = [
-        RefStep("A", "a", False, always),
-        RefStep("B", "b", False, lambda e, c: e.fields["v"] > v(c["a"])),
-    ]
-    expected = run_reference(events, steps, [])
-    assert run_matcher("stream S = A as a -> B where v > a.v as b", events) == expected
+CHAINS = {
+    "pair with alias filter": (
+        "stream S = A as a -> B where v > a.v as b",
+        [
+            RefStep("A", "a", False, always),
+            RefStep("B", "b", False, lambda e, c: e.fields["v"] > v(c["a"])),
+        ],
+    ),
+    "middle kleene": (
+        "stream S = A as a -> all B as b -> C",
+        [
+            RefStep("A", "a", False, always),
+            RefStep("B", "b", True, always),
+            RefStep("C", None, False, always),
+        ],
+    ),
+}
 
 
+@pytest.mark.parametrize("name", list(CHAINS))
 @settings(max_examples=300, deadline=None)
-@given(event_lists)
-def test_property_middle_kleene(events: list[Event]) -> None:
-    steps = [
-        RefStep("A", "a", False, always),
-        RefStep("B", "b", True, always),
-        RefStep("C", None, False, always),
-    ]
-    expected = run_reference(events, steps, [])
-    assert run_matcher("stream S = A as a -> all B as b -> C", events) == expected
+@given(events=event_lists)
+def test_property_chain(name: str, events: list[Event]) -> None:
+    source, steps = CHAINS[name]
+    assert run_matcher(source, events) == run_reference(events, steps, [])
 
 
 @settings(max_examples=300, deadline=None)
