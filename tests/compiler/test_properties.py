@@ -12,7 +12,7 @@ import math
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from varpulis.compiler.evalctx import EvalContext
@@ -63,6 +63,16 @@ def ref_eq(a: Any, b: Any) -> bool:
         return False
     if type(a) is list:
         return len(a) == len(b) and all(ref_eq(x, y) for x, y in zip(a, b, strict=True))
+    return a == b
+
+
+def ref_is(a: Any, b: Any) -> bool:
+    """Same type and equal, element by element for lists (so ``[nan] is [nan]`` is
+    false, as ``nan is nan`` is)."""
+    if type(a) is not type(b):
+        return False
+    if type(a) is list:
+        return len(a) == len(b) and all(ref_is(x, y) for x, y in zip(a, b, strict=True))
     return a == b
 
 
@@ -138,7 +148,7 @@ def ref_compare(op: str, a: Any, b: Any) -> bool:
     if op == "!=":
         return not ref_eq(a, b)
     if op == "is":
-        return type(a) is type(b) and (a == b if type(a) is not list else repr(a) == repr(b))
+        return ref_is(a, b)
     if op in ("in", "not in"):
         if type(b) is list:
             found = any(ref_eq(a, x) for x in b)
@@ -256,6 +266,7 @@ FIELDS = st.fixed_dictionaries({}, optional={name: SCALARS for name in FIELD_NAM
 
 @settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(expressions(FIELD_NAMES), FIELDS)
+@example(Binary("is", ArrayLit((Literal(math.nan),)), ArrayLit((Literal(math.nan),))), {})
 def test_compiled_expressions_match_the_reference(expr: Any, fields: dict) -> None:
     scope = Scope()
     compiled = compile_expr(expr, scope)
